@@ -1,0 +1,142 @@
+"""Every setting of wxhub in one typed object, read from the environment.
+
+The database is chosen in this order, so that the same image runs on a laptop, in CI and on
+ECS without code changes:
+
+1. ``--database-url`` on the command line (passed in as ``database_url_override``);
+2. ``DATABASE_URL``, any SQLAlchemy URL;
+3. ``DB_HOST`` (+ ``DB_PORT``, ``DB_USER``, ``DB_PASSWORD``, ``DB_NAME``): the way ECS injects
+   the fields of the Secrets Manager secret that RDS generates; they make a MySQL URL;
+4. otherwise the embedded default, a SQLite file ``wxhub.db`` in the working directory.
+
+A password never leaves this module in clear text: :attr:`Settings.database_url_safe` is the
+form used in logs and errors, and :func:`secrets_to_redact` feeds the log filter.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_SQLITE_FILE = "wxhub.db"
+DEFAULT_MYSQL_PORT = 3306
+DEFAULT_DB_NAME = "wxhub"
+
+LogFormat = Literal["auto", "json", "text"]
+_LOG_FORMATS: tuple[LogFormat, ...] = ("auto", "json", "text")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the setting, never a secret."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. Build it with :func:`load_settings`."""
+
+    database_url: URL
+    database_url_source: str
+    log_format: LogFormat = "auto"
+    parse_workers: int = 0
+    extra_secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def database_url_safe(self) -> str:
+        """The URL with its password masked: the only form that may be logged."""
+        return self.database_url.render_as_string(hide_password=True)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.get_backend_name() == "sqlite"
+
+    def secrets_to_redact(self) -> tuple[str, ...]:
+        """Values that must never appear in a log line or an error message."""
+        secrets = [s for s in (self.database_url.password, *self.extra_secrets) if s]
+        return tuple(str(s) for s in secrets)
+
+    def __repr__(self) -> str:  # keep the password out of tracebacks and debug output
+        return (
+            f"Settings(database_url={self.database_url_safe!r}, "
+            f"database_url_source={self.database_url_source!r}, log_format={self.log_format!r}, "
+            f"parse_workers={self.parse_workers!r})"
+        )
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    database_url_override: str | None = None,
+) -> Settings:
+    """Read the settings from ``environ`` (default: the process environment)."""
+    env = os.environ if environ is None else environ
+    url, source = _resolve_database_url(env, database_url_override)
+    log_format = env.get("WXHUB_LOG_FORMAT", "auto").strip().lower() or "auto"
+    if log_format not in _LOG_FORMATS:
+        raise ConfigError(
+            f"WXHUB_LOG_FORMAT={log_format!r} is not one of {', '.join(_LOG_FORMATS)}"
+        )
+    return Settings(
+        database_url=url,
+        database_url_source=source,
+        log_format=log_format,  # type: ignore[arg-type]  # checked against _LOG_FORMATS above
+        parse_workers=_int_setting(env, "WXHUB_PARSE_WORKERS", default=0, minimum=0),
+    )
+
+
+def _resolve_database_url(env: Mapping[str, str], override: str | None) -> tuple[URL, str]:
+    if override:
+        return _parse_url(override, "--database-url"), "--database-url"
+    if env.get("DATABASE_URL"):
+        return _parse_url(env["DATABASE_URL"], "DATABASE_URL"), "DATABASE_URL"
+    if env.get("DB_HOST"):
+        return _url_from_parts(env), "DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME"
+    return URL.create("sqlite", database=DEFAULT_SQLITE_FILE), "default"
+
+
+def _parse_url(raw: str, setting: str) -> URL:
+    # make_url's own error repeats the whole string, password included: say it without it.
+    try:
+        url = make_url(raw.strip())
+    except ArgumentError:
+        raise ConfigError(
+            f"{setting} is not a valid SQLAlchemy URL (expected e.g. "
+            "'sqlite:///wxhub.db' or 'mysql+pymysql://user:password@host:3306/wxhub')"
+        ) from None
+    if url.get_backend_name() == "mysql" and url.get_driver_name() in ("mysqldb", "mysql"):
+        # A bare mysql:// would pick mysqlclient, which needs a compiler; PyMySQL is installed.
+        url = url.set(drivername="mysql+pymysql")
+    if url.get_backend_name() not in ("sqlite", "mysql", "mariadb"):
+        raise ConfigError(
+            f"{setting} names the {url.get_backend_name()!r} backend; wxhub supports "
+            "sqlite and mysql/mariadb"
+        )
+    return url
+
+
+def _url_from_parts(env: Mapping[str, str]) -> URL:
+    return URL.create(
+        "mysql+pymysql",
+        username=env.get("DB_USER") or None,
+        password=env.get("DB_PASSWORD") or None,
+        host=env["DB_HOST"].strip(),
+        port=_int_setting(env, "DB_PORT", default=DEFAULT_MYSQL_PORT, minimum=1),
+        database=env.get("DB_NAME") or DEFAULT_DB_NAME,
+        query={"charset": "utf8mb4"},
+    )
+
+
+def _int_setting(env: Mapping[str, str], name: str, *, default: int, minimum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} is below the minimum of {minimum}")
+    return value

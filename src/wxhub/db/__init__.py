@@ -1,0 +1,1 @@
+"""Table definitions, engine creation and Alembic migrations."""

@@ -1,0 +1,64 @@
+"""Engine creation: the one place that knows how each backend must be configured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL
+
+# Same semantics on every MySQL-compatible server whatever its configuration: strict types
+# (a bad value is an error, never a silent zero) and UTC timestamps.
+_MYSQL_INIT = (
+    "SET SESSION sql_mode='STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
+    "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION', time_zone='+00:00'"
+)
+MYSQL_CONNECT_TIMEOUT_S = 10
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def make_engine(url: URL, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` with the settings wxhub relies on."""
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url, **kwargs)
+    if backend in ("mysql", "mariadb"):
+        connect_args = {
+            # LOAD DATA LOCAL INFILE is the fast bulk path; the loader falls back to batched
+            # INSERTs when the server refuses it.
+            "local_infile": True,
+            "connect_timeout": MYSQL_CONNECT_TIMEOUT_S,
+            "init_command": _MYSQL_INIT,
+            **kwargs.pop("connect_args", {}),
+        }
+        return create_engine(
+            url, connect_args=connect_args, pool_pre_ping=True, pool_recycle=3600, **kwargs
+        )
+    return create_engine(url, **kwargs)
+
+
+def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide where transactions begin (the documented
+        # recipe), so a file's rows and its ledger entry really commit together.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        if url.database and url.database != ":memory:":
+            # WAL survives a killed process with every committed transaction intact;
+            # synchronous=NORMAL only risks the last commits on power loss, not on a crash.
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA temp_store = MEMORY")
+        cursor.execute("PRAGMA cache_size = -65536")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine

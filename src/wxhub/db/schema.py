@@ -1,0 +1,171 @@
+"""The tables of wxhub, declared once; every other module and every migration imports them.
+
+Measurements are stored exactly as NOAA publishes them, as integer tenths (2-byte SMALLINT),
+never as floats: sums and averages computed from them are then exact on every backend, and a
+row costs a fraction of the space of DECIMAL or DOUBLE columns. Missing values (``-9999`` in
+the files) are NULL. See docs/data-model.md for the reasoning behind each choice.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+
+# Names for constraints, so migrations are stable and identical on every backend.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+STATION_ID_MAX_LENGTH = 20
+# GHCN ids are 11 characters of capitals and digits (USC00110072); allow a little more, but
+# nothing that could be confused with a path, a glob or SQL.
+STATION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,%d}" % STATION_ID_MAX_LENGTH)
+# ASCII with binary collation on MySQL/MariaDB: one byte a character in the key, and
+# 'usc00110072' differs from 'USC00110072' there exactly as it does on SQLite.
+StationId = String(STATION_ID_MAX_LENGTH).with_variant(
+    mysql.VARCHAR(STATION_ID_MAX_LENGTH, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
+)
+# Every MySQL table in InnoDB and utf8mb4, whatever the server's defaults.
+_MYSQL_TABLE_OPTIONS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+
+# Plausibility limits, in the stored units. Far wider than the data (max -34.4..46.7 degC,
+# min down to -45.0 degC, 429.5 mm of rain in a day) and than the world records
+# (-89.2..56.7 degC; about 1,825 mm of rain in a day): they reject typos and garbage, never
+# a real extreme.
+TEMP_TENTHS_C_MIN = -900
+TEMP_TENTHS_C_MAX = 600
+PRECIPITATION_TENTHS_MM_MIN = 0
+PRECIPITATION_TENTHS_MM_MAX = 20000
+
+weather_observations = Table(
+    "weather_observations",
+    metadata,
+    Column("station_id", StationId, primary_key=True),
+    Column("obs_date", Date, primary_key=True),
+    Column("max_temp_tenths_c", SmallInteger, nullable=True),
+    Column("min_temp_tenths_c", SmallInteger, nullable=True),
+    Column("precipitation_tenths_mm", SmallInteger, nullable=True),
+    CheckConstraint(
+        f"max_temp_tenths_c BETWEEN {TEMP_TENTHS_C_MIN} AND {TEMP_TENTHS_C_MAX}",
+        name="max_temp_range",
+    ),
+    CheckConstraint(
+        f"min_temp_tenths_c BETWEEN {TEMP_TENTHS_C_MIN} AND {TEMP_TENTHS_C_MAX}",
+        name="min_temp_range",
+    ),
+    CheckConstraint(
+        "precipitation_tenths_mm BETWEEN "
+        f"{PRECIPITATION_TENTHS_MM_MIN} AND {PRECIPITATION_TENTHS_MM_MAX}",
+        name="precipitation_range",
+    ),
+    comment="One row per station and day, values in integer tenths as NOAA publishes them.",
+    # Clustered on the key, like InnoDB: compact, and a station's days are stored together.
+    sqlite_with_rowid=False,
+    **_MYSQL_TABLE_OPTIONS,
+)
+
+weather_yearly_stats = Table(
+    "weather_yearly_stats",
+    metadata,
+    Column("station_id", StationId, primary_key=True),
+    Column("year", SmallInteger, primary_key=True, autoincrement=False),
+    # Rounded half away from zero to 0.01 with integer arithmetic, so every backend stores
+    # the same decimal (a float AVG rounds .xx5 differently on SQLite and MySQL).
+    Column("avg_max_temp_c", Numeric(5, 2), nullable=True),
+    Column("avg_min_temp_c", Numeric(5, 2), nullable=True),
+    # Exact: the sum of tenths of a millimetre divided by 100.
+    Column("total_precipitation_cm", Numeric(9, 2), nullable=True),
+    Column("max_temp_days", SmallInteger, nullable=False),
+    Column("min_temp_days", SmallInteger, nullable=False),
+    Column("precipitation_days", SmallInteger, nullable=False),
+    comment="One row per station and year; a statistic with no contributing day is NULL.",
+    **_MYSQL_TABLE_OPTIONS,
+)
+
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("command", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime, nullable=True),
+    Column("files_seen", Integer, nullable=False, server_default="0"),
+    Column("files_skipped", Integer, nullable=False, server_default="0"),
+    Column("files_loaded", Integer, nullable=False, server_default="0"),
+    Column("files_failed", Integer, nullable=False, server_default="0"),
+    Column("records_read", BigInteger, nullable=False, server_default="0"),
+    Column("records_inserted", BigInteger, nullable=False, server_default="0"),
+    Column("records_updated", BigInteger, nullable=False, server_default="0"),
+    Column("records_unchanged", BigInteger, nullable=False, server_default="0"),
+    Column("records_rejected", BigInteger, nullable=False, server_default="0"),
+    Column("station_years_aggregated", Integer, nullable=False, server_default="0"),
+    comment="One row per ingest, aggregate or run command: its outcome and counts.",
+    **_MYSQL_TABLE_OPTIONS,
+)
+
+ingested_files = Table(
+    "ingested_files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("station_id", StationId, nullable=False),
+    Column("content_sha256", String(64), nullable=False),
+    Column("source_uri", String(1024), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("run_id", Integer, ForeignKey("job_runs.id"), nullable=False),
+    Column("ingested_at", DateTime, nullable=False),
+    Column("records_read", Integer, nullable=False),
+    Column("records_inserted", Integer, nullable=False),
+    Column("records_updated", Integer, nullable=False),
+    Column("records_unchanged", Integer, nullable=False),
+    Column("records_rejected", Integer, nullable=False),
+    # The ledger: a file whose content was loaded for this station is skipped next time.
+    UniqueConstraint("station_id", "content_sha256"),
+    comment="Ledger of loaded files, written in the same transaction as their rows.",
+    **_MYSQL_TABLE_OPTIONS,
+)
+
+ingestion_rejects = Table(
+    "ingestion_rejects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("file_id", Integer, ForeignKey("ingested_files.id"), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("line_text", String(200), nullable=False),
+    Index(None, "file_id", "line_no"),
+    comment="Lines refused by the parser, with the reason, so nothing is silently lost.",
+    **_MYSQL_TABLE_OPTIONS,
+)
+
+aggregation_pending = Table(
+    "aggregation_pending",
+    metadata,
+    Column("station_id", StationId, primary_key=True),
+    Column("year", SmallInteger, primary_key=True, autoincrement=False),
+    comment="Station-years changed since their statistics were last computed.",
+    **_MYSQL_TABLE_OPTIONS,
+)

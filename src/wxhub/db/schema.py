@@ -42,7 +42,7 @@ metadata = MetaData(
 STATION_ID_MAX_LENGTH = 20
 # GHCN ids are 11 characters of capitals and digits (USC00110072); allow a little more, but
 # nothing that could be confused with a path, a glob or SQL.
-STATION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,%d}" % STATION_ID_MAX_LENGTH)
+STATION_ID_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{1,{STATION_ID_MAX_LENGTH}}}")
 # ASCII with binary collation on MySQL/MariaDB: one byte a character in the key, and
 # 'usc00110072' differs from 'USC00110072' there exactly as it does on SQLite.
 StationId = String(STATION_ID_MAX_LENGTH).with_variant(

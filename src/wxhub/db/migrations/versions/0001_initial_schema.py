@@ -125,7 +125,9 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(length=200), nullable=False),
         sa.Column("line_text", sa.String(length=200), nullable=False),
         sa.ForeignKeyConstraint(
-            ["file_id"], ["ingested_files.id"], name=op.f("fk_ingestion_rejects_file_id_ingested_files")
+            ["file_id"],
+            ["ingested_files.id"],
+            name=op.f("fk_ingestion_rejects_file_id_ingested_files"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ingestion_rejects")),
         comment="Lines refused by the parser, with the reason, so nothing is silently lost.",

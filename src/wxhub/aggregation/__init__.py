@@ -1,0 +1,1 @@
+"""Yearly statistics per station, computed in the database."""

@@ -1,0 +1,150 @@
+"""The ``wxhub`` command: migrate, ingest, aggregate and run (the scheduled job).
+
+Exit status: 0 when everything loaded (rejected lines are reported, not failures), 1 when a
+file or the database failed, 2 for a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from wxhub import __version__
+from wxhub.config import ConfigError, Settings, load_settings
+from wxhub.db.engine import make_engine
+from wxhub.ingestion.sources import SourceError, resolve_sources
+from wxhub.job import EXIT_FAILED, migrate_schema, run_job
+from wxhub.observability import configure_logging
+
+log = logging.getLogger("wxhub")
+EXIT_USAGE = 2
+
+database_url_option = click.option(
+    "--database-url",
+    metavar="URL",
+    help="SQLAlchemy URL; overrides DATABASE_URL and the DB_* variables.",
+)
+force_option = click.option(
+    "--force", is_flag=True, help="Re-read every file, even those the ledger has already loaded."
+)
+full_option = click.option(
+    "--full", is_flag=True, help="Recompute every station-year, not only those that changed."
+)
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Parser processes beside the loader (default: 1 on a multi-core machine, 0 = inline).",
+)
+sources_argument = click.argument("sources", nargs=-1, required=True, envvar="WXHUB_SOURCES")
+
+
+def _command(func: Callable[..., int]) -> Callable[..., None]:
+    """Settings, logging and one-line errors around a command body returning an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(database_url: str | None, **kwargs: Any) -> None:
+        try:
+            settings = load_settings(database_url_override=database_url)
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_USAGE)
+        configure_logging(settings)
+        sys.exit(_guarded(func, settings, **kwargs))
+
+    return wrapper
+
+
+def _guarded(func: Callable[..., int], settings: Settings, **kwargs: Any) -> int:
+    try:
+        return func(settings, **kwargs)
+    except SourceError as exc:
+        log.error("error: %s", exc, extra={"event": "error"})
+        return EXIT_USAGE
+    except DBAPIError as exc:
+        log.error(
+            "error: the database %s failed: %s",
+            settings.database_url_safe,
+            exc.orig,
+            extra={"event": "error", "database": settings.database_url_safe},
+        )
+        return EXIT_FAILED
+    except SQLAlchemyError as exc:
+        log.error("error: database error: %s", exc, extra={"event": "error"})
+        return EXIT_FAILED
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="wxhub")
+def main() -> None:
+    """wxhub: NOAA daily weather records into a database, with yearly statistics."""
+
+
+@main.command()
+@database_url_option
+@_command
+def migrate(settings: Settings) -> int:
+    """Bring the database schema up to date."""
+    migrate_schema(make_engine(settings.database_url))
+    log.info("schema is up to date on %s", settings.database_url_safe)
+    return 0
+
+
+@main.command()
+@sources_argument
+@force_option
+@workers_option
+@database_url_option
+@_command
+def ingest(settings: Settings, sources: tuple[str, ...], force: bool, workers: int | None) -> int:
+    """Load station files from SOURCE (folder, file or glob) without aggregating."""
+    files = resolve_sources(sources)
+    return run_job(
+        make_engine(settings.database_url),
+        "ingest",
+        sources=files,
+        do_aggregate=False,
+        force=force,
+        workers=workers,
+    )
+
+
+@main.command()
+@full_option
+@database_url_option
+@_command
+def aggregate(settings: Settings, full: bool) -> int:
+    """Recompute the yearly statistics of the station-years that changed."""
+    return run_job(make_engine(settings.database_url), "aggregate", do_ingest=False, full=full)
+
+
+@main.command()
+@sources_argument
+@force_option
+@full_option
+@workers_option
+@database_url_option
+@_command
+def run(
+    settings: Settings,
+    sources: tuple[str, ...],
+    force: bool,
+    full: bool,
+    workers: int | None,
+) -> int:
+    """The scheduled job: migrate, ingest SOURCE..., then aggregate."""
+    files = resolve_sources(sources)
+    return run_job(
+        make_engine(settings.database_url),
+        "run",
+        sources=files,
+        force=force,
+        full=full,
+        workers=workers,
+    )

@@ -1,0 +1,1 @@
+"""Sources, parsing and validation, bulk loading: the ingestion half of the nightly job."""

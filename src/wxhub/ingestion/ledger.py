@@ -1,0 +1,135 @@
+"""The ledger of loaded files, their rejected lines, and the history of runs.
+
+A file's ledger entry is written in the same transaction as its rows, so after a crash the
+ledger says exactly which files are in the table: a re-run skips those and loads the rest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+
+from wxhub.db.schema import ingested_files, ingestion_rejects, job_runs
+from wxhub.ingestion.parser import Reject
+
+URI_MAX = 1024
+# Enough to explain any file; a file of garbage still counts every reject in the ledger.
+MAX_STORED_REJECTS_PER_FILE = 10_000
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC, as stored in DATETIME columns (the session time zone is UTC)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+@dataclass
+class RunStats:
+    """The counts of one command, as logged and as stored in ``job_runs``."""
+
+    files_seen: int = 0
+    files_skipped: int = 0
+    files_loaded: int = 0
+    files_failed: int = 0
+    records_read: int = 0
+    records_inserted: int = 0
+    records_updated: int = 0
+    records_unchanged: int = 0
+    records_rejected: int = 0
+    station_years_aggregated: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def records_ingested(self) -> int:
+        """Valid records of the loaded files, now in the table (inserted, updated or same)."""
+        return self.records_inserted + self.records_updated + self.records_unchanged
+
+    def counts(self) -> dict[str, int]:
+        values = asdict(self)
+        values.pop("failures")
+        return values
+
+
+def known_files(conn: Connection) -> frozenset[tuple[str, str]]:
+    """(station_id, content_sha256) of every file already loaded."""
+    rows = conn.execute(select(ingested_files.c.station_id, ingested_files.c.content_sha256))
+    return frozenset((station_id, sha) for station_id, sha in rows)
+
+
+def record_file(
+    conn: Connection,
+    *,
+    run_id: int,
+    station_id: str,
+    content_sha256: str,
+    source_uri: str,
+    size_bytes: int,
+    records_read: int,
+    inserted: int,
+    updated: int,
+    unchanged: int,
+    rejects: Sequence[Reject],
+) -> int:
+    """Write (or, for a forced re-read, replace) a file's ledger entry and its rejects."""
+    values = {
+        "source_uri": source_uri[-URI_MAX:],
+        "size_bytes": size_bytes,
+        "run_id": run_id,
+        "ingested_at": utcnow(),
+        "records_read": records_read,
+        "records_inserted": inserted,
+        "records_updated": updated,
+        "records_unchanged": unchanged,
+        "records_rejected": len(rejects),
+    }
+    key = (ingested_files.c.station_id == station_id) & (
+        ingested_files.c.content_sha256 == content_sha256
+    )
+    file_id = conn.execute(select(ingested_files.c.id).where(key)).scalar()
+    if file_id is None:
+        file_id = conn.execute(
+            insert(ingested_files).values(
+                station_id=station_id, content_sha256=content_sha256, **values
+            )
+        ).inserted_primary_key[0]
+    else:
+        conn.execute(update(ingested_files).where(ingested_files.c.id == file_id).values(values))
+        conn.execute(delete(ingestion_rejects).where(ingestion_rejects.c.file_id == file_id))
+    if rejects:
+        conn.execute(
+            insert(ingestion_rejects),
+            [
+                {
+                    "file_id": file_id,
+                    "line_no": r.line_no,
+                    "reason": r.reason,
+                    "line_text": r.line_text,
+                }
+                for r in rejects[:MAX_STORED_REJECTS_PER_FILE]
+            ],
+        )
+    return int(file_id)
+
+
+def start_run(engine: Engine, command: str) -> tuple[int, dt.datetime]:
+    """Record that a command started; returns its run id and start time."""
+    started_at = utcnow()
+    with engine.begin() as conn:
+        run_id = conn.execute(
+            insert(job_runs).values(command=command, status="running", started_at=started_at)
+        ).inserted_primary_key[0]
+    return int(run_id), started_at
+
+
+def finish_run(engine: Engine, run_id: int, status: str, stats: RunStats) -> dt.datetime:
+    """Record a command's outcome and counts."""
+    finished_at = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            update(job_runs)
+            .where(job_runs.c.id == run_id)
+            .values(status=status, finished_at=finished_at, **stats.counts())
+        )
+    return finished_at

@@ -1,0 +1,246 @@
+"""Bulk loading of one parsed file into ``weather_observations``, inside the caller's transaction.
+
+The database's primary key, not a check-then-insert, is what keeps a station-day unique:
+
+* a station the table has never seen is copied straight in with the backend's own bulk path;
+* otherwise the file goes to a temporary staging table first, one set-based query counts what
+  is new, changed and unchanged, the station-years that change are queued for aggregation, and
+  a dialect upsert (``ON CONFLICT`` / ``ON DUPLICATE KEY``) writes only the new and changed rows.
+
+The bulk path is ``LOAD DATA LOCAL INFILE`` on MySQL/MariaDB (batched INSERTs when the server
+refuses it) and ``json_each`` on SQLite, so no Python object is made per row.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Date,
+    MetaData,
+    SmallInteger,
+    Table,
+    and_,
+    case,
+    extract,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.exc import DBAPIError
+
+from wxhub.db.schema import StationId, aggregation_pending, weather_observations
+from wxhub.db.sql import same_values, upsert
+from wxhub.ingestion.parser import MISSING, ParsedFile
+
+log = logging.getLogger(__name__)
+
+obs = weather_observations
+VALUE_COLUMNS = ("max_temp_tenths_c", "min_temp_tenths_c", "precipitation_tenths_mm")
+
+_staging = Table(
+    "wxhub_staging_observations",
+    MetaData(),
+    Column("station_id", StationId, nullable=False),
+    Column("obs_date", Date, primary_key=True),
+    *(Column(name, SmallInteger) for name in VALUE_COLUMNS),
+    prefixes=["TEMPORARY"],
+)
+
+
+@dataclass(frozen=True)
+class LoadCounts:
+    """What loading one file did to ``weather_observations``."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+class Loader:
+    """Loads parsed files over one connection; the caller owns the transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        with conn.begin():
+            # A pooled connection may keep it from an earlier run; its rows are cleared per use.
+            _staging.create(conn, checkfirst=True)
+
+    def load(self, parsed: ParsedFile) -> LoadCounts:
+        """Write the file's rows; returns how many were inserted, updated and unchanged."""
+        if parsed.row_count == 0:
+            return LoadCounts()
+        if not self._station_has_rows(parsed.station_id):
+            self.bulk_copy(parsed, obs)
+            self._queue_years(parsed.station_id, parsed.years)
+            return LoadCounts(inserted=parsed.row_count)
+        self.conn.execute(_staging.delete())
+        self.bulk_copy(parsed, _staging)
+        counts = self._compare_with_staging()
+        self._queue_changed_years()
+        self._upsert_changed()
+        return counts
+
+    def bulk_copy(self, parsed: ParsedFile, target: Table) -> None:
+        """Insert every row of ``parsed`` into ``target`` (no conflict expected)."""
+        raise NotImplementedError
+
+    # -- the set-based steps shared by every backend --------------------------------------
+
+    def _station_has_rows(self, station_id: str) -> bool:
+        query = select(literal(1)).where(obs.c.station_id == station_id).limit(1)
+        return self.conn.execute(query).first() is not None
+
+    def _queue_years(self, station_id: str, years: frozenset[int]) -> None:
+        rows = [{"station_id": station_id, "year": year} for year in sorted(years)]
+        self.conn.execute(upsert(self.conn, aggregation_pending, update_columns=()), rows)
+
+    def _joined(self) -> Any:
+        return _staging.outerjoin(
+            obs,
+            and_(obs.c.station_id == _staging.c.station_id, obs.c.obs_date == _staging.c.obs_date),
+        )
+
+    def _changed(self) -> Any:
+        return or_(
+            obs.c.station_id.is_(None),
+            ~same_values([_staging.c[n] for n in VALUE_COLUMNS], [obs.c[n] for n in VALUE_COLUMNS]),
+        )
+
+    def _compare_with_staging(self) -> LoadCounts:
+        is_new = obs.c.station_id.is_(None)
+        is_same = and_(
+            obs.c.station_id.is_not(None),
+            same_values([_staging.c[n] for n in VALUE_COLUMNS], [obs.c[n] for n in VALUE_COLUMNS]),
+        )
+        query = select(
+            func.count(),
+            func.coalesce(func.sum(case((is_new, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((is_same, 1), else_=0)), 0),
+        ).select_from(self._joined())
+        total, inserted, unchanged = self.conn.execute(query).one()
+        return LoadCounts(
+            inserted=int(inserted),
+            updated=int(total) - int(inserted) - int(unchanged),
+            unchanged=int(unchanged),
+        )
+
+    def _queue_changed_years(self) -> None:
+        years = (
+            select(_staging.c.station_id, extract("year", _staging.c.obs_date))
+            .select_from(self._joined())
+            .where(self._changed())
+            .distinct()
+        )
+        stmt = upsert(self.conn, aggregation_pending, update_columns=()).from_select(
+            ["station_id", "year"], years
+        )
+        self.conn.execute(stmt)
+
+    def _upsert_changed(self) -> None:
+        columns = ["station_id", "obs_date", *VALUE_COLUMNS]
+        changed = (
+            select(*(_staging.c[n] for n in columns))
+            .select_from(self._joined())
+            .where(self._changed())
+        )
+        stmt = upsert(self.conn, obs, update_columns=VALUE_COLUMNS).from_select(columns, changed)
+        self.conn.execute(stmt)
+
+
+class SqliteLoader(Loader):
+    """SQLite: the whole file goes in as one JSON document, expanded by ``json_each``."""
+
+    def bulk_copy(self, parsed: ParsedFile, target: Table) -> None:
+        # Canonical lines 'YYYYMMDD\tmax\tmin\tprcp' become '[[YYYYMMDD,max,min,prcp],...]'.
+        payload = b"[[" + parsed.body.replace(b"\t", b",").replace(b"\n", b"],[") + b"]]"
+        sql = text(
+            f"INSERT INTO {target.name} (station_id, obs_date, {', '.join(VALUE_COLUMNS)}) "
+            "SELECT :station_id, "
+            "substr(d, 1, 4) || '-' || substr(d, 5, 2) || '-' || substr(d, 7, 2), "
+            f"NULLIF(a, {MISSING}), NULLIF(b, {MISSING}), NULLIF(c, {MISSING}) "
+            "FROM (SELECT json_extract(value, '$[0]') AS d, json_extract(value, '$[1]') AS a, "
+            "json_extract(value, '$[2]') AS b, json_extract(value, '$[3]') AS c "
+            "FROM json_each(:payload))"
+        )
+        self.conn.execute(sql, {"station_id": parsed.station_id, "payload": payload.decode()})
+
+
+_SAFE_PATH = re.compile(r"[A-Za-z0-9_./-]+")
+
+
+class MysqlLoader(Loader):
+    """MySQL/MariaDB: ``LOAD DATA LOCAL INFILE`` of the canonical lines, else batched INSERTs."""
+
+    def __init__(self, conn: Connection) -> None:
+        super().__init__(conn)
+        self.local_infile = self._probe_local_infile()
+
+    def bulk_copy(self, parsed: ParsedFile, target: Table) -> None:
+        if self.local_infile:
+            self._load_data(parsed, target)
+        else:
+            self._insert_batches(parsed, target)
+
+    def _load_data(self, parsed: ParsedFile, target: Table) -> None:
+        fd, path = tempfile.mkstemp(prefix="wxhub-", suffix=".tsv")
+        try:
+            with os.fdopen(fd, "wb") as stream:
+                if parsed.body:
+                    stream.write(parsed.body + b"\n")
+            self.conn.execute(self._load_data_sql(path, target), {"station_id": parsed.station_id})
+        finally:
+            os.unlink(path)
+
+    @staticmethod
+    def _load_data_sql(path: str, target: Table) -> Any:
+        # The file name cannot be a bound parameter in LOAD DATA; it is our own temp file.
+        if not _SAFE_PATH.fullmatch(path):
+            raise ValueError(f"unexpected characters in temporary file name {path!r}")
+        return text(
+            f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE {target.name} CHARACTER SET ascii "
+            "FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n' (@d, @a, @b, @c) "
+            "SET station_id = :station_id, obs_date = STR_TO_DATE(@d, '%Y%m%d'), "
+            f"max_temp_tenths_c = NULLIF(CAST(@a AS SIGNED), {MISSING}), "
+            f"min_temp_tenths_c = NULLIF(CAST(@b AS SIGNED), {MISSING}), "
+            f"precipitation_tenths_mm = NULLIF(CAST(@c AS SIGNED), {MISSING})"
+        )
+
+    def _insert_batches(self, parsed: ParsedFile, target: Table) -> None:
+        rows = [
+            dict(zip(("station_id", "obs_date", *VALUE_COLUMNS), row, strict=True))
+            for row in parsed.rows()
+        ]
+        self.conn.execute(target.insert(), rows)
+
+    def _probe_local_infile(self) -> bool:
+        """Can this server take LOAD DATA LOCAL? Tried once, on the empty staging table."""
+        try:
+            with self.conn.begin():
+                self._load_data(ParsedFile("probe"), _staging)
+        except DBAPIError as exc:
+            log.warning(
+                "LOAD DATA LOCAL INFILE is refused by the server (%s); loading with batched "
+                "INSERTs instead, which is slower. Set local_infile=1 on the server to fix.",
+                exc.orig,
+            )
+            return False
+        return True
+
+
+def make_loader(conn: Connection) -> Loader:
+    """The loader for this connection's backend."""
+    if conn.dialect.name == "sqlite":
+        return SqliteLoader(conn)
+    if conn.dialect.name in ("mysql", "mariadb"):
+        return MysqlLoader(conn)
+    raise NotImplementedError(f"no loader for the {conn.dialect.name} dialect")

@@ -1,0 +1,270 @@
+"""The ingestion step: read, hash, parse and load every source file, one transaction a file.
+
+Reading and hashing happen here, in file order; a file whose (station, content hash) is in
+the ledger is skipped without being parsed. Parsing, the CPU-bound part, runs in a worker
+process a few files ahead while this process loads the previous file into the database, so
+the two cores of a small machine work at once. Loading a file, its ledger entry, its rejects
+and its aggregation queue entries commit together: a run killed at any moment leaves whole
+files only, and the next run picks up from there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from wxhub.ingestion import ledger
+from wxhub.ingestion.loader import LoadCounts, Loader, make_loader
+from wxhub.ingestion.parser import ParsedFile, parse
+from wxhub.ingestion.sources import SourceFile
+from wxhub.observability import progress
+
+log = logging.getLogger(__name__)
+
+REJECTS_LOGGED_PER_FILE = 20
+# Below this many files to parse, starting a worker process costs more than it saves.
+MIN_FILES_FOR_WORKERS = 8
+
+
+@dataclass
+class _Item:
+    """One source file on its way through read -> hash -> parse -> load."""
+
+    source: SourceFile
+    started: float
+    sha256: str = ""
+    size_bytes: int = 0
+    skipped: bool = False
+    error: str | None = None
+    data: bytes | None = None
+    parsed: ParsedFile | None = None
+    future: Future[ParsedFile] | None = None
+
+    def result(self) -> _Item:
+        if self.future is not None:
+            try:
+                self.parsed = self.future.result()
+            except Exception as exc:  # a parser bug must fail this file, not the run
+                log.exception("parsing %s failed", self.source.uri)
+                self.error = f"cannot parse: {exc}"
+            self.future = None
+        return self
+
+
+def default_workers() -> int:
+    """One parser process beside the loader when there is a second core."""
+    return 1 if (os.cpu_count() or 1) > 1 else 0
+
+
+def ingest(
+    engine: Engine,
+    sources: Sequence[SourceFile],
+    *,
+    run_id: int,
+    force: bool = False,
+    workers: int | None = None,
+) -> ledger.RunStats:
+    """Load ``sources`` in order; a file that fails is reported and the others still load."""
+    stats = ledger.RunStats(files_seen=len(sources))
+    with engine.connect() as conn:
+        skip = frozenset() if force else ledger.known_files(conn)
+        conn.rollback()
+        loader = make_loader(conn)
+        items = _prepared(sources, skip, default_workers() if workers is None else workers)
+        with progress(len(sources), "Ingesting") as advance:
+            for item in items:
+                if item.skipped:
+                    stats.files_skipped += 1
+                    _log_file(item, "skipped")
+                elif item.error is not None:
+                    _fail(stats, item, item.error)
+                else:
+                    assert item.parsed is not None  # noqa: S101  (set for every loaded item)
+                    _load(conn, loader, item, item.parsed, run_id=run_id, stats=stats)
+                advance(1)
+    return stats
+
+
+def _load(
+    conn: Connection,
+    loader: Loader,
+    item: _Item,
+    parsed: ParsedFile,
+    *,
+    run_id: int,
+    stats: ledger.RunStats,
+) -> None:
+    try:
+        with conn.begin():
+            counts = loader.load(parsed)
+            ledger.record_file(
+                conn,
+                run_id=run_id,
+                station_id=parsed.station_id,
+                content_sha256=item.sha256,
+                source_uri=item.source.uri,
+                size_bytes=item.size_bytes,
+                records_read=parsed.records_read,
+                inserted=counts.inserted,
+                updated=counts.updated,
+                unchanged=counts.unchanged,
+                rejects=parsed.rejects,
+            )
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise  # the database went away: no later file can load either
+        _fail(stats, item, f"database refused the file: {exc.orig}")
+        return
+    except SQLAlchemyError as exc:
+        _fail(stats, item, f"database refused the file: {exc}")
+        return
+    stats.files_loaded += 1
+    stats.records_read += parsed.records_read
+    stats.records_inserted += counts.inserted
+    stats.records_updated += counts.updated
+    stats.records_unchanged += counts.unchanged
+    stats.records_rejected += len(parsed.rejects)
+    _log_rejects(item, parsed)
+    _log_file(item, "loaded", parsed, counts)
+
+
+def _prepared(
+    sources: Sequence[SourceFile], skip: frozenset[tuple[str, str]], workers: int
+) -> Iterator[_Item]:
+    """Items in source order, read and hashed here, parsed here or in worker processes."""
+    pool: ProcessPoolExecutor | None = None
+    window: deque[_Item] = deque()
+    try:
+        for index, source in enumerate(sources):
+            item = _read(source, skip)
+            if item.data is not None:
+                raw, item.data = item.data, None
+                if pool is None and workers > 0 and len(sources) - index >= MIN_FILES_FOR_WORKERS:
+                    pool = _make_pool(workers)
+                if pool is not None:
+                    item.future = pool.submit(parse, raw, source.station_id)
+                else:
+                    item.parsed = _parse_safely(item, raw)
+            window.append(item)
+            # Keep a few files in flight: enough to hide parsing, bounded in memory.
+            while window and (len(window) > 2 * max(workers, 1) + 1 or _ready(window[0])):
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _read(source: SourceFile, skip: frozenset[tuple[str, str]]) -> _Item:
+    item = _Item(source, started=time.perf_counter())
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        item.error = f"cannot read: {exc.strerror or exc}"
+        return item
+    item.size_bytes = len(data)
+    item.sha256 = hashlib.sha256(data).hexdigest()
+    if (source.station_id, item.sha256) in skip:
+        item.skipped = True
+    else:
+        item.data = data
+    return item
+
+
+def _ready(item: _Item) -> bool:
+    return item.future is None or item.future.done()
+
+
+def _parse_safely(item: _Item, data: bytes) -> ParsedFile | None:
+    try:
+        return parse(data, item.source.station_id)
+    except Exception as exc:  # a parser bug must fail this file, not the run
+        log.exception("parsing %s failed", item.source.uri)
+        item.error = f"cannot parse: {exc}"
+        return None
+
+
+def _make_pool(workers: int) -> ProcessPoolExecutor:
+    # forkserver: workers start from a clean process, never from one holding database
+    # connections or the progress bar's thread.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+
+def _fail(stats: ledger.RunStats, item: _Item, reason: str) -> None:
+    stats.files_failed += 1
+    stats.failures.append(f"{item.source.uri}: {reason}")
+    log.error(
+        "%s: failed: %s",
+        item.source.uri,
+        reason,
+        extra={"event": "file", "status": "failed", "source": item.source.uri, "error": reason},
+    )
+
+
+def _log_rejects(item: _Item, parsed: ParsedFile) -> None:
+    for reject in parsed.rejects[:REJECTS_LOGGED_PER_FILE]:
+        log.warning(
+            "%s:%d: rejected: %s",
+            item.source.uri,
+            reject.line_no,
+            reject.reason,
+            extra={
+                "event": "reject",
+                "source": item.source.uri,
+                "line_no": reject.line_no,
+                "reason": reject.reason,
+            },
+        )
+    hidden = len(parsed.rejects) - REJECTS_LOGGED_PER_FILE
+    if hidden > 0:
+        log.warning(
+            "%s: %d more rejected lines (all are in the table ingestion_rejects)",
+            item.source.uri,
+            hidden,
+        )
+
+
+def _log_file(
+    item: _Item,
+    status: str,
+    parsed: ParsedFile | None = None,
+    counts: LoadCounts | None = None,
+) -> None:
+    duration_ms = round((time.perf_counter() - item.started) * 1000, 1)
+    fields: dict[str, object] = {
+        "event": "file",
+        "status": status,
+        "source": item.source.uri,
+        "station_id": item.source.station_id,
+        "content_sha256": item.sha256,
+        "duration_ms": duration_ms,
+    }
+    if parsed is not None and counts is not None:
+        fields.update(
+            records_read=parsed.records_read,
+            records_inserted=counts.inserted,
+            records_updated=counts.updated,
+            records_unchanged=counts.unchanged,
+            records_rejected=len(parsed.rejects),
+        )
+        message = (
+            f"{item.source.uri}: {status} {parsed.records_read} records "
+            f"({counts.inserted} inserted, {counts.updated} updated, "
+            f"{counts.unchanged} unchanged, {len(parsed.rejects)} rejected)"
+        )
+    else:
+        message = f"{item.source.uri}: {status} (content already ingested)"
+    log.info(message, extra=fields)

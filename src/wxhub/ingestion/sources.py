@@ -1,0 +1,127 @@
+"""Where station files come from: a folder, a single file or a glob (S3 joins them later).
+
+A source resolves to :class:`SourceFile` objects. Each knows its station id (the file name
+without ``.txt`` / ``.txt.gz``), a URI for logs and the ledger, and how to read its content,
+decompressed. Reading is separate from listing so that a file that cannot be read fails alone,
+at load time, with the others still loading.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from wxhub.db.schema import STATION_ID_PATTERN
+
+SUFFIXES = (".txt.gz", ".txt")
+# Readers guard against a decompression bomb: the real files are about 270 KB.
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+class SourceError(ValueError):
+    """A SOURCE argument that cannot be resolved; the message names it."""
+
+
+class SourceFile(Protocol):
+    """One station file, wherever it lives."""
+
+    @property
+    def uri(self) -> str: ...
+
+    @property
+    def station_id(self) -> str: ...
+
+    def read_bytes(self) -> bytes:
+        """The decompressed content. Raises OSError (or a subclass) when it cannot be read."""
+        ...
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A station file on a local (or mounted) file system, plain or gzip-compressed."""
+
+    path: Path
+    station_id: str
+
+    @property
+    def uri(self) -> str:
+        return str(self.path)
+
+    def read_bytes(self) -> bytes:
+        if self.path.name.endswith(".gz"):
+            try:
+                with gzip.open(self.path, "rb") as stream:
+                    data = stream.read(MAX_FILE_BYTES + 1)
+            except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                raise OSError(f"not a valid gzip file ({exc})") from exc
+        else:
+            with self.path.open("rb") as stream:
+                data = stream.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise OSError(f"larger than {MAX_FILE_BYTES} bytes: not a station file")
+        return data
+
+
+def station_id_for(name: str) -> str | None:
+    """The station id a file name stands for, or None if it is not a station file name."""
+    for suffix in SUFFIXES:
+        if name.endswith(suffix):
+            station_id = name[: -len(suffix)]
+            return station_id if STATION_ID_PATTERN.fullmatch(station_id) else None
+    return None
+
+
+def resolve_sources(specs: Iterable[str]) -> list[SourceFile]:
+    """Expand SOURCE arguments into station files, in argument order, each folder sorted.
+
+    A file named twice (say, by its folder and by itself) is read once.
+    """
+    seen: set[str] = set()
+    files: list[SourceFile] = []
+    for spec in specs:
+        for source_file in _resolve_one(spec):
+            if source_file.uri not in seen:
+                seen.add(source_file.uri)
+                files.append(source_file)
+    return files
+
+
+def _resolve_one(spec: str) -> Iterator[SourceFile]:
+    if "://" in spec:
+        scheme = spec.split("://", 1)[0]
+        raise SourceError(
+            f"source {spec!r}: the {scheme}:// scheme is not supported yet "
+            "(folders, files and globs are)"
+        )
+    path = Path(spec)
+    if path.is_dir():
+        yield from _station_files(sorted(path.iterdir()), skip_others=True)
+    elif path.is_file():
+        yield from _station_files([path], skip_others=False)
+    elif glob.has_magic(spec):
+        matches = sorted(Path(p) for p in glob.glob(spec, recursive=True))
+        if not matches:
+            raise SourceError(f"source {spec!r}: the pattern matches no file")
+        yield from _station_files([p for p in matches if p.is_file()], skip_others=True)
+    else:
+        raise SourceError(f"source {spec!r}: no such file or folder")
+
+
+def _station_files(paths: Iterable[Path], *, skip_others: bool) -> Iterator[LocalFile]:
+    for path in paths:
+        if path.is_dir():
+            continue
+        station_id = station_id_for(path.name)
+        if station_id is not None:
+            yield LocalFile(path.resolve(), station_id)
+        elif not skip_others:
+            raise SourceError(
+                f"source {str(path)!r}: not a station file (expected STATION.txt or "
+                "STATION.txt.gz, the station id made of letters, digits, '_' or '-', "
+                "at most 20 characters)"
+            )

@@ -1,0 +1,138 @@
+"""Logging set-up: JSON lines for CloudWatch, readable lines and a progress bar on a terminal.
+
+Log records carry their structured fields in ``extra`` (``event``, counts, ...). The JSON
+formatter puts them at the top level of each line so CloudWatch Logs Insights can query them;
+the text formatter shows the message. Every known secret is masked in both, whatever the
+message or exception says.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from wxhub.config import Settings
+
+_STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+MASK = "***"
+
+
+class _Redactor:
+    def __init__(self, secrets: Sequence[str]) -> None:
+        self.secrets = tuple(s for s in secrets if s)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the record's extras."""
+
+    def __init__(self, redact: Callable[[str], str]) -> None:
+        super().__init__()
+        self.redact = redact
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                payload[key] = value
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return self.redact(json.dumps(payload, default=str, ensure_ascii=False))
+
+
+class RedactingFormatter(logging.Formatter):
+    """The plain formatter, with secrets masked."""
+
+    def __init__(self, redact: Callable[[str], str], fmt: str | None = None) -> None:
+        super().__init__(fmt)
+        self.redact = redact
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redact(super().format(record))
+
+
+class _RedactingRichHandler(RichHandler):
+    def __init__(self, redact: Callable[[str], str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.redact = redact
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.msg = self.redact(record.getMessage())
+        record.args = None
+        super().emit(record)
+
+
+_state: dict[str, Any] = {"json": True, "console": None}
+
+
+def uses_json(settings: Settings, stream: Any = None) -> bool:
+    """JSON unless asked otherwise or writing to a terminal."""
+    if settings.log_format != "auto":
+        return settings.log_format == "json"
+    stream = stream or sys.stderr
+    return not (hasattr(stream, "isatty") and stream.isatty())
+
+
+def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
+    """Install the one handler every wxhub module logs through (idempotent)."""
+    redact = _Redactor(settings.secrets_to_redact())
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_wxhub", False):
+            root.removeHandler(handler)
+    handler: logging.Handler
+    if uses_json(settings):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(JsonFormatter(redact))
+        _state.update(json=True, console=None)
+    else:
+        console = Console(stderr=True)
+        handler = _RedactingRichHandler(
+            redact, console=console, show_path=False, rich_tracebacks=False, markup=False
+        )
+        _state.update(json=False, console=console)
+    handler._wxhub = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Library chatter (Alembic's "Context impl SQLiteImpl") is not for operators.
+    for noisy in ("alembic", "sqlalchemy"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal; nothing when logging JSON. Yields ``advance(n)``."""
+    console = _state.get("console")
+    if _state.get("json", True) or console is None or total == 0:
+        yield lambda _n: None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)

@@ -40,7 +40,8 @@ workers_option = click.option(
     "--workers",
     type=click.IntRange(min=0),
     default=None,
-    help="Parser processes beside the loader (default: 1 on a multi-core machine, 0 = inline).",
+    help="Parser processes beside the loader (default: WXHUB_PARSE_WORKERS, else 1 on a "
+    "multi-core machine; 0 parses inline).",
 )
 sources_argument = click.argument("sources", nargs=-1, required=True, envvar="WXHUB_SOURCES")
 
@@ -111,7 +112,7 @@ def ingest(settings: Settings, sources: tuple[str, ...], force: bool, workers: i
         sources=files,
         do_aggregate=False,
         force=force,
-        workers=workers,
+        workers=settings.parse_workers if workers is None else workers,
     )
 
 
@@ -146,5 +147,5 @@ def run(
         sources=files,
         force=force,
         full=full,
-        workers=workers,
+        workers=settings.parse_workers if workers is None else workers,
     )

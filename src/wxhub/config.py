@@ -42,7 +42,8 @@ class Settings:
     database_url: URL
     database_url_source: str
     log_format: LogFormat = "auto"
-    parse_workers: int = 0
+    # Parser processes beside the loader; None lets the job decide (one on a multi-core host).
+    parse_workers: int | None = None
     extra_secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @property
@@ -82,8 +83,12 @@ def load_settings(
     return Settings(
         database_url=url,
         database_url_source=source,
-        log_format=log_format,  # type: ignore[arg-type]  # checked against _LOG_FORMATS above
-        parse_workers=_int_setting(env, "WXHUB_PARSE_WORKERS", default=0, minimum=0),
+        log_format=log_format,
+        parse_workers=(
+            _int_setting(env, "WXHUB_PARSE_WORKERS", default=0, minimum=0)
+            if env.get("WXHUB_PARSE_WORKERS", "").strip()
+            else None
+        ),
     )
 
 

@@ -83,6 +83,7 @@ class _RedactingRichHandler(RichHandler):
         super().emit(record)
 
 
+_HANDLER_NAME = "wxhub"
 _state: dict[str, Any] = {"json": True, "console": None}
 
 
@@ -98,9 +99,9 @@ def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
     """Install the one handler every wxhub module logs through (idempotent)."""
     redact = _Redactor(settings.secrets_to_redact())
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_wxhub", False):
-            root.removeHandler(handler)
+    for existing in list(root.handlers):
+        if existing.get_name() == _HANDLER_NAME:
+            root.removeHandler(existing)
     handler: logging.Handler
     if uses_json(settings):
         handler = logging.StreamHandler(sys.stdout)
@@ -112,7 +113,7 @@ def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
             redact, console=console, show_path=False, rich_tracebacks=False, markup=False
         )
         _state.update(json=False, console=console)
-    handler._wxhub = True  # type: ignore[attr-defined]
+    handler.set_name(_HANDLER_NAME)
     root.addHandler(handler)
     root.setLevel(level)
     # Library chatter (Alembic's "Context impl SQLiteImpl") is not for operators.

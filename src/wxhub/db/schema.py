@@ -9,6 +9,7 @@ the files) are NULL. See docs/data-model.md for the reasoning behind each choice
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -49,7 +50,7 @@ StationId = String(STATION_ID_MAX_LENGTH).with_variant(
     mysql.VARCHAR(STATION_ID_MAX_LENGTH, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
 )
 # Every MySQL table in InnoDB and utf8mb4, whatever the server's defaults.
-_MYSQL_TABLE_OPTIONS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+_MYSQL_TABLE_OPTIONS: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 
 # Plausibility limits, in the stored units. Far wider than the data (max -34.4..46.7 degC,
 # min down to -45.0 degC, 429.5 mm of rain in a day) and than the world records

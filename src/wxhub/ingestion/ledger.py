@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, CursorResult, Engine, delete, insert, select, update
 
 from wxhub.db.schema import ingested_files, ingestion_rejects, job_runs
 from wxhub.ingestion.parser import Reject
@@ -89,11 +90,13 @@ def record_file(
     )
     file_id = conn.execute(select(ingested_files.c.id).where(key)).scalar()
     if file_id is None:
-        file_id = conn.execute(
-            insert(ingested_files).values(
-                station_id=station_id, content_sha256=content_sha256, **values
+        file_id = _inserted_id(
+            conn.execute(
+                insert(ingested_files).values(
+                    station_id=station_id, content_sha256=content_sha256, **values
+                )
             )
-        ).inserted_primary_key[0]
+        )
     else:
         conn.execute(update(ingested_files).where(ingested_files.c.id == file_id).values(values))
         conn.execute(delete(ingestion_rejects).where(ingestion_rejects.c.file_id == file_id))
@@ -113,13 +116,22 @@ def record_file(
     return int(file_id)
 
 
+def _inserted_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    if key is None or key[0] is None:
+        raise RuntimeError("the database returned no id for the inserted row")
+    return int(key[0])
+
+
 def start_run(engine: Engine, command: str) -> tuple[int, dt.datetime]:
     """Record that a command started; returns its run id and start time."""
     started_at = utcnow()
     with engine.begin() as conn:
-        run_id = conn.execute(
-            insert(job_runs).values(command=command, status="running", started_at=started_at)
-        ).inserted_primary_key[0]
+        run_id = _inserted_id(
+            conn.execute(
+                insert(job_runs).values(command=command, status="running", started_at=started_at)
+            )
+        )
     return int(run_id), started_at
 
 

@@ -6,6 +6,7 @@ Create Date: 2026-11-27
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -20,7 +21,7 @@ depends_on: str | Sequence[str] | None = None
 STATION_ID = sa.String(20).with_variant(
     mysql.VARCHAR(20, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
 )
-MYSQL_OPTIONS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+MYSQL_OPTIONS: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 
 
 def upgrade() -> None:

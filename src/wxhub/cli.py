@@ -149,3 +149,7 @@ def run(
         full=full,
         workers=settings.parse_workers if workers is None else workers,
     )
+
+
+if __name__ == "__main__":
+    main()

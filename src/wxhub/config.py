@@ -106,14 +106,15 @@ def _parse_url(raw: str, setting: str) -> URL:
     # make_url's own error repeats the whole string, password included: say it without it.
     try:
         url = make_url(raw.strip())
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigError(
             f"{setting} is not a valid SQLAlchemy URL (expected e.g. "
             "'sqlite:///wxhub.db' or 'mysql+pymysql://user:password@host:3306/wxhub')"
         ) from None
-    if url.get_backend_name() == "mysql" and url.get_driver_name() in ("mysqldb", "mysql"):
+    backend = url.get_backend_name()
+    if backend in ("mysql", "mariadb") and url.get_driver_name() in ("mysqldb", "mysql", "mariadb"):
         # A bare mysql:// would pick mysqlclient, which needs a compiler; PyMySQL is installed.
-        url = url.set(drivername="mysql+pymysql")
+        url = url.set(drivername=f"{backend}+pymysql")
     if url.get_backend_name() not in ("sqlite", "mysql", "mariadb"):
         raise ConfigError(
             f"{setting} names the {url.get_backend_name()!r} backend; wxhub supports "

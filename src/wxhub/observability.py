@@ -31,7 +31,9 @@ MASK = "***"
 
 class _Redactor:
     def __init__(self, secrets: Sequence[str]) -> None:
-        self.secrets = tuple(s for s in secrets if s)
+        # Also each secret as it reads inside a JSON string (a '"' or '\\' is escaped there).
+        forms = {form for s in secrets if s for form in (s, json.dumps(s)[1:-1])}
+        self.secrets = tuple(sorted(forms, key=len, reverse=True))
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     extract,
     func,
     literal_column,
+    or_,
     select,
     tuple_,
 )
@@ -129,7 +130,11 @@ STAT_COLUMNS = (
 
 def queue_all(conn: Connection) -> None:
     """Queue every station-year that has observations (for a full recomputation)."""
-    years = select(obs.c.station_id, extract("year", obs.c.obs_date)).distinct()
+    years = (
+        select(obs.c.station_id, extract("year", obs.c.obs_date))
+        .where(literal_column("1") == 1)  # SQLite needs a WHERE before an upsert's ON
+        .distinct()
+    )
     conn.execute(
         upsert(conn, pending, update_columns=()).from_select(["station_id", "year"], years)
     )
@@ -160,6 +165,9 @@ def aggregate(conn: Connection, *, full: bool = False) -> int:
     queued = exists().where(
         pending.c.station_id == stats.c.station_id, pending.c.year == stats.c.year
     )
-    conn.execute(delete(stats).where(~queued if full else queued.where(has_no_rows)))
+    queued_without_rows = queued.where(has_no_rows)
+    conn.execute(
+        delete(stats).where(or_(~queued, queued_without_rows) if full else queued_without_rows)
+    )
     conn.execute(delete(pending))
     return int(count)

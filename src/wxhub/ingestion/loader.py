@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sqlite3
 import tempfile
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,7 @@ from sqlalchemy.exc import DBAPIError
 
 from wxhub.db.schema import StationId, aggregation_pending, weather_observations
 from wxhub.db.sql import same_values, upsert
-from wxhub.ingestion.parser import MISSING, ParsedFile
+from wxhub.ingestion.parser import MISSING, ParsedFile, json_rows
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ class LoadCounts:
 
 class Loader:
     """Loads parsed files over one connection; the caller owns the transaction."""
+
+    # Whether bulk_copy takes ``json_rows(body)``: then workers make it ahead of time.
+    wants_json_rows = False
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -160,17 +164,19 @@ class Loader:
 class SqliteLoader(Loader):
     """SQLite: the whole file goes in as one JSON document, expanded by ``json_each``."""
 
+    wants_json_rows = True
+    # '->>' (SQLite 3.38+) is faster than json_extract; both give SQL values, not JSON text.
+    _ITEM = (
+        "value->>{}" if sqlite3.sqlite_version_info >= (3, 38) else "json_extract(value, '$[{}]')"
+    )
+
     def bulk_copy(self, parsed: ParsedFile, target: Table) -> None:
-        # Canonical lines 'YYYYMMDD\tmax\tmin\tprcp' become '[[YYYYMMDD,max,min,prcp],...]'.
-        payload = b"[[" + parsed.body.replace(b"\t", b",").replace(b"\n", b"],[") + b"]]"
+        payload = parsed.json_payload or json_rows(parsed.body)
+        item = self._ITEM.format
         sql = text(
             f"INSERT INTO {target.name} (station_id, obs_date, {', '.join(VALUE_COLUMNS)}) "
-            "SELECT :station_id, "
-            "substr(d, 1, 4) || '-' || substr(d, 5, 2) || '-' || substr(d, 7, 2), "
-            f"NULLIF(a, {MISSING}), NULLIF(b, {MISSING}), NULLIF(c, {MISSING}) "
-            "FROM (SELECT json_extract(value, '$[0]') AS d, json_extract(value, '$[1]') AS a, "
-            "json_extract(value, '$[2]') AS b, json_extract(value, '$[3]') AS c "
-            "FROM json_each(:payload))"
+            f"SELECT :station_id, {item(0)}, NULLIF({item(1)}, {MISSING}), "
+            f"NULLIF({item(2)}, {MISSING}), NULLIF({item(3)}, {MISSING}) FROM json_each(:payload)"
         )
         self.conn.execute(sql, {"station_id": parsed.station_id, "payload": payload.decode()})
 

@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from wxhub.ingestion import ledger
 from wxhub.ingestion.loader import LoadCounts, Loader, make_loader
-from wxhub.ingestion.parser import ParsedFile, parse
+from wxhub.ingestion.parser import ParsedFile, json_rows, parse
 from wxhub.ingestion.sources import SourceFile
 from wxhub.observability import progress
 
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 REJECTS_LOGGED_PER_FILE = 20
 # Below this many files to parse, starting a worker process costs more than it saves.
 MIN_FILES_FOR_WORKERS = 8
+# Files parsed ahead of the loader per worker: enough to hide parsing, bounded in memory.
+IN_FLIGHT_PER_WORKER = 2
 
 
 @dataclass
@@ -76,11 +78,37 @@ def ingest(
 ) -> ledger.RunStats:
     """Load ``sources`` in order; a file that fails is reported and the others still load."""
     stats = ledger.RunStats(files_seen=len(sources))
+    workers = default_workers() if workers is None else workers
+    pool = _start_pool(workers) if workers and len(sources) >= MIN_FILES_FOR_WORKERS else None
+    try:
+        _ingest(engine, sources, stats, run_id=run_id, force=force, pool=pool, workers=workers)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return stats
+
+
+def _ingest(
+    engine: Engine,
+    sources: Sequence[SourceFile],
+    stats: ledger.RunStats,
+    *,
+    run_id: int,
+    force: bool,
+    pool: ProcessPoolExecutor | None,
+    workers: int,
+) -> None:
     with engine.connect() as conn:
         skip = frozenset() if force else ledger.known_files(conn)
         conn.rollback()
         loader = make_loader(conn)
-        items = _prepared(sources, skip, default_workers() if workers is None else workers)
+        items = _prepared(
+            sources,
+            skip,
+            pool=pool,
+            workers=workers if pool is not None else 0,
+            json_payload=loader.wants_json_rows,
+        )
         with progress(len(sources), "Ingesting") as advance:
             for item in items:
                 if item.skipped:
@@ -92,7 +120,6 @@ def ingest(
                     assert item.parsed is not None  # noqa: S101  (set for every loaded item)
                     _load(conn, loader, item, item.parsed, run_id=run_id, stats=stats)
                 advance(1)
-    return stats
 
 
 def _load(
@@ -139,31 +166,29 @@ def _load(
 
 
 def _prepared(
-    sources: Sequence[SourceFile], skip: frozenset[tuple[str, str]], workers: int
+    sources: Sequence[SourceFile],
+    skip: frozenset[tuple[str, str]],
+    *,
+    pool: ProcessPoolExecutor | None,
+    workers: int,
+    json_payload: bool,
 ) -> Iterator[_Item]:
     """Items in source order, read and hashed here, parsed here or in worker processes."""
-    pool: ProcessPoolExecutor | None = None
     window: deque[_Item] = deque()
-    try:
-        for index, source in enumerate(sources):
-            item = _read(source, skip)
-            if item.data is not None:
-                raw, item.data = item.data, None
-                if pool is None and workers > 0 and len(sources) - index >= MIN_FILES_FOR_WORKERS:
-                    pool = _make_pool(workers)
-                if pool is not None:
-                    item.future = pool.submit(parse, raw, source.station_id)
-                else:
-                    item.parsed = _parse_safely(item, raw)
-            window.append(item)
-            # Keep a few files in flight: enough to hide parsing, bounded in memory.
-            while window and (len(window) > 2 * max(workers, 1) + 1 or _ready(window[0])):
-                yield window.popleft().result()
-        while window:
+    in_flight = IN_FLIGHT_PER_WORKER * (workers) + 1
+    for source in sources:
+        item = _read(source, skip)
+        if item.data is not None:
+            raw, item.data = item.data, None
+            if pool is not None:
+                item.future = pool.submit(parse_for_loading, raw, source.station_id, json_payload)
+            else:
+                item.parsed = _parse_safely(item, raw, json_payload)
+        window.append(item)
+        while window and (len(window) > in_flight or _ready(window[0])):
             yield window.popleft().result()
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+    while window:
+        yield window.popleft().result()
 
 
 def _read(source: SourceFile, skip: frozenset[tuple[str, str]]) -> _Item:
@@ -186,21 +211,31 @@ def _ready(item: _Item) -> bool:
     return item.future is None or item.future.done()
 
 
-def _parse_safely(item: _Item, data: bytes) -> ParsedFile | None:
+def parse_for_loading(data: bytes, station_id: str, json_payload: bool) -> ParsedFile:
+    """Parse, and make the loader's JSON form too while we are in a worker process."""
+    parsed = parse(data, station_id)
+    if json_payload:
+        parsed.json_payload = json_rows(parsed.body)
+    return parsed
+
+
+def _parse_safely(item: _Item, data: bytes, json_payload: bool) -> ParsedFile | None:
     try:
-        return parse(data, item.source.station_id)
+        return parse_for_loading(data, item.source.station_id, json_payload)
     except Exception as exc:  # a parser bug must fail this file, not the run
         log.exception("parsing %s failed", item.source.uri)
         item.error = f"cannot parse: {exc}"
         return None
 
 
-def _make_pool(workers: int) -> ProcessPoolExecutor:
-    # forkserver: workers start from a clean process, never from one holding database
-    # connections or the progress bar's thread.
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+def _start_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes, started now: before any thread (the progress bar's) or connection
+    exists that a forked child could inherit in a bad state. Fork makes a worker ready in
+    milliseconds; spawn, where fork is unavailable, re-imports wxhub in each."""
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+    pool.submit(int).result()
+    return pool
 
 
 def _fail(stats: ledger.RunStats, item: _Item, reason: str) -> None:

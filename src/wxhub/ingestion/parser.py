@@ -46,6 +46,7 @@ _CLEAN_SHAPE = re.compile(rb"9{8}\t[ ]*-?9{1,5}\t[ ]*-?9{1,5}\t[ ]*-?9{1,5}")
 _TRAILING_BLANKS = re.compile(rb"[ \t]+$", re.MULTILINE)
 # ASCII digits only: int() would also take '+1', '1_0' and other scripts' digits.
 _INTEGER = re.compile(r"-?[0-9]+")
+_MAX_DIGITS = 9
 _DATE = re.compile(r"[0-9]{8}")
 _BOM = b"\xef\xbb\xbf"
 
@@ -74,6 +75,9 @@ class ParsedFile:
     row_count: int = 0
     years: frozenset[int] = frozenset()
     rejects: list[Reject] = field(default_factory=list)
+    # The body in the form the loader asked for (see ``json_rows``), when made ahead of time
+    # in a worker process.
+    json_payload: bytes | None = None
 
     @property
     def records_read(self) -> int:
@@ -99,6 +103,29 @@ class ParsedFile:
 _valid_dates: set[bytes] = set()
 _YEAR = operator.itemgetter(slice(0, 4))
 _valid_values: tuple[dict[bytes, bool], ...] = ({}, {}, {})
+# Tokens of the JSON form of a body, made once per distinct date and precipitation value.
+_json_row_start: dict[bytes, bytes] = {}
+_json_row_end: dict[bytes, bytes] = {}
+
+
+def json_rows(body: bytes) -> bytes:
+    """The canonical lines as a JSON array of ``["YYYY-MM-DD", max, min, prcp]`` arrays.
+
+    SQLite expands it with ``json_each`` in one statement. Built with a dictionary look-up
+    per distinct date and precipitation token and one join, not with per-line Python code.
+    """
+    if not body:
+        return b"[]"
+    fields = body.replace(b"\n", b"\t").split(b"\t")
+    dates = fields[0::4]
+    for raw in set(dates).difference(_json_row_start):
+        day = raw.strip()
+        _json_row_start[raw] = b'["' + day[:4] + b"-" + day[4:6] + b"-" + day[6:8] + b'"'
+    for raw in set(fields[3::4]).difference(_json_row_end):
+        _json_row_end[raw] = raw + b"]"
+    fields[0::4] = map(_json_row_start.__getitem__, dates)
+    fields[3::4] = map(_json_row_end.__getitem__, fields[3::4])
+    return b"[" + b",".join(fields) + b"]"
 
 
 def normalise(data: bytes) -> bytes:
@@ -227,12 +254,15 @@ def _check_value(index: int, raw: str) -> tuple[int | None, str | None]:
     name = _FIELD_NAMES[index]
     if not _INTEGER.fullmatch(raw):
         return None, f"{name} {_show(raw)} is not an integer"
+    low, high, unit = _LIMITS[index]
+    outside = f"is outside {low}..{high} ({unit}; {MISSING} = missing)"
+    if len(raw.lstrip("-0")) > _MAX_DIGITS:  # int() of thousands of digits raises or crawls
+        return None, f"{name} {_show(raw)} {outside}"
     value = int(raw)
     if value == MISSING:
         return None, None
-    low, high, unit = _LIMITS[index]
     if not low <= value <= high:
-        return None, f"{name} {value} is outside {low}..{high} ({unit}; {MISSING} = missing)"
+        return None, f"{name} {value} {outside}"
     return value, None
 
 

@@ -105,9 +105,10 @@ def _resolve_one(spec: str) -> Iterator[SourceFile]:
         yield from _station_files([path], skip_others=False)
     elif glob.has_magic(spec):
         matches = sorted(Path(p) for p in glob.glob(spec, recursive=True))
-        if not matches:
-            raise SourceError(f"source {spec!r}: the pattern matches no file")
-        yield from _station_files([p for p in matches if p.is_file()], skip_others=True)
+        found = list(_station_files([p for p in matches if p.is_file()], skip_others=True))
+        if not found:
+            raise SourceError(f"source {spec!r}: the pattern matches no station file")
+        yield from found
     else:
         raise SourceError(f"source {spec!r}: no such file or folder")
 

@@ -1,0 +1,184 @@
+"""Benchmark the main job as a user runs it: `wxhub run data/wx_data`, a full run into an empty
+database and a re-run with nothing changed, on SQLite and on MariaDB/MySQL.
+
+Each measurement runs the real command in a subprocess, times it wall-clock, and samples the
+resident memory of the whole process tree (the job and its parser worker) every 20 ms. Results
+go to stdout as a Markdown table; docs/benchmarks.md records them with the machine.
+
+    python bench/bench_run.py [--repeat 3] [--mysql-url mysql+pymysql://root@127.0.0.1:3306/]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "data" / "wx_data"
+WXHUB = [sys.executable, "-m", "wxhub.cli"]
+
+
+@dataclass
+class Sample:
+    seconds: float
+    peak_rss_mb: float
+
+
+def _tree_rss_kb(root: int) -> int:
+    """Resident memory of ``root`` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def measure(args: list[str], env: dict[str, str]) -> Sample:
+    started = time.perf_counter()
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, cwd=REPO)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss_kb(process.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    code = process.wait()
+    elapsed = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if code != 0:
+        raise SystemExit(f"{' '.join(args)} exited {code}")
+    return Sample(elapsed, peak / 1024)
+
+
+Factory = Callable[[], tuple[str, Callable[[], None]]]
+
+
+def bench_backend(
+    name: str, make_url_for_run: Factory, repeat: int
+) -> list[tuple[str, list[Sample]]]:
+    full: list[Sample] = []
+    rerun: list[Sample] = []
+    for _ in range(repeat):
+        url, cleanup = make_url_for_run()
+        env = {**os.environ, "DATABASE_URL": url, "WXHUB_LOG_FORMAT": "json"}
+        try:
+            full.append(measure([*WXHUB, "run", str(DATA)], env))
+            rerun.append(measure([*WXHUB, "run", str(DATA)], env))
+        finally:
+            cleanup()
+    return [(f"{name}: full run", full), (f"{name}: re-run, nothing changed", rerun)]
+
+
+def sqlite_url() -> tuple[str, Callable[[], None]]:
+    folder = tempfile.mkdtemp(prefix="wxhub-bench-")
+    path = Path(folder) / "wxhub.db"
+
+    def cleanup() -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        os.rmdir(folder)
+
+    return f"sqlite:///{path}", cleanup
+
+
+def mysql_url_factory(server: str) -> Factory:
+    def make() -> tuple[str, Callable[[], None]]:
+        name = f"wxhub_bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(server)
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+
+        def cleanup() -> None:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP DATABASE {name}"))
+            admin.dispose()
+
+        url = make_url(server).set(database=name)
+        return url.render_as_string(hide_password=False), cleanup
+
+    return make
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--mysql-url",
+        default=os.environ.get("WXHUB_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/"),
+    )
+    parser.add_argument("--skip-mysql", action="store_true")
+    options = parser.parse_args()
+
+    results = bench_backend("SQLite", sqlite_url, options.repeat)
+    if not options.skip_mysql:
+        admin = create_engine(options.mysql_url)
+        with admin.connect() as conn:
+            version = conn.execute(text("SELECT VERSION()")).scalar()
+        admin.dispose()
+        print(f"MySQL server: {version}")
+        results += bench_backend("MariaDB", mysql_url_factory(options.mysql_url), options.repeat)
+
+    print(f"Machine: {machine()}; {options.repeat} runs each\n")
+    print("| measurement | median s | best s | worst s | peak RSS MB (max) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for label, samples in results:
+        seconds = [s.seconds for s in samples]
+        print(
+            f"| {label} | {statistics.median(seconds):.2f} | {min(seconds):.2f} | "
+            f"{max(seconds):.2f} | {max(s.peak_rss_mb for s in samples):.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,446 @@
+"""Settings come from the environment in a fixed order, and a password never leaks."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from wxhub.config import ConfigError, Settings, load_settings
+from wxhub.observability import (
+    MASK,
+    JsonFormatter,
+    RedactingFormatter,
+    _Redactor,
+    configure_logging,
+)
+
+PASSWORD = "s3cr3t-Pa55"  # noqa: S105  (a made-up password to hunt for)
+# Everything that must be escaped in a URL, and more.
+ODD_PASSWORD = "p@ss:w/rd?#%&=+ ;[]$!'~"  # noqa: S105
+PARTS = {
+    "DB_HOST": "db.example.com",
+    "DB_PORT": "3307",
+    "DB_USER": "wx",
+    "DB_PASSWORD": PASSWORD,
+    "DB_NAME": "weather",
+}
+
+
+def settings_with_password(password: str = PASSWORD) -> Settings:
+    return load_settings({**PARTS, "DB_PASSWORD": password})
+
+
+# --- where the database URL comes from ------------------------------------------------------------
+
+
+def test_override_wins_over_everything() -> None:
+    env = {**PARTS, "DATABASE_URL": "sqlite:///from-env.db"}
+
+    settings = load_settings(env, database_url_override="sqlite:///from-flag.db")
+
+    assert settings.database_url.database == "from-flag.db"
+    assert settings.database_url_source == "--database-url"
+
+
+def test_database_url_wins_over_db_parts() -> None:
+    settings = load_settings({**PARTS, "DATABASE_URL": "sqlite:///from-env.db"})
+
+    assert settings.database_url.database == "from-env.db"
+    assert settings.database_url_source == "DATABASE_URL"
+
+
+@pytest.mark.parametrize("empty", ["", None])
+def test_empty_override_falls_through_to_the_environment(empty: str | None) -> None:
+    settings = load_settings({"DATABASE_URL": "sqlite:///env.db"}, database_url_override=empty)
+
+    assert settings.database_url.database == "env.db"
+
+
+def test_empty_database_url_falls_through_to_db_parts() -> None:
+    settings = load_settings({**PARTS, "DATABASE_URL": ""})
+
+    assert settings.database_url_source.startswith("DB_HOST")
+
+
+def test_db_parts_make_a_pymysql_url() -> None:
+    settings = load_settings(PARTS)
+    url = settings.database_url
+
+    assert url.drivername == "mysql+pymysql"
+    assert (url.host, url.port, url.username, url.password, url.database) == (
+        "db.example.com",
+        3307,
+        "wx",
+        PASSWORD,
+        "weather",
+    )
+    assert settings.database_url_source == "DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME"
+    assert not settings.is_sqlite
+
+
+def test_db_parts_default_to_port_3306_and_database_wxhub() -> None:
+    url = load_settings({"DB_HOST": "db", "DB_USER": "wx", "DB_PASSWORD": PASSWORD}).database_url
+
+    assert (url.host, url.port, url.database) == ("db", 3306, "wxhub")
+
+
+def test_db_parts_with_empty_port_and_name_use_the_defaults() -> None:
+    url = load_settings({"DB_HOST": "db", "DB_PORT": " ", "DB_NAME": ""}).database_url
+
+    assert (url.port, url.database) == (3306, "wxhub")
+
+
+def test_db_parts_without_user_or_password_leave_them_out() -> None:
+    url = load_settings({"DB_HOST": "db"}).database_url
+
+    assert (url.username, url.password) == (None, None)
+
+
+@pytest.mark.parametrize("password", [ODD_PASSWORD, "caf\u00e9\u00df", "a%20b", "x" * 200])
+def test_special_characters_in_db_password_survive(password: str) -> None:
+    settings = settings_with_password(password)
+
+    assert settings.database_url.password == password
+    rendered = settings.database_url.render_as_string(hide_password=False)
+    assert make_url(rendered).password == password
+
+
+def test_without_any_setting_the_default_is_a_local_sqlite_file() -> None:
+    settings = load_settings({})
+
+    assert settings.database_url.render_as_string() == "sqlite:///wxhub.db"
+    assert settings.database_url_source == "default"
+    assert settings.is_sqlite
+
+
+def test_defaults_for_the_other_settings() -> None:
+    settings = load_settings({})
+
+    assert settings.log_format == "auto"
+    assert settings.parse_workers is None  # the job decides
+
+
+def test_process_environment_is_read_when_none_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///from-process.db")
+
+    assert load_settings().database_url.database == "from-process.db"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["mysql://wx:pw@db:3306/wxhub", "mysql+mysqldb://wx:pw@db:3306/wxhub"],
+)
+def test_mysql_url_is_rewritten_to_use_pymysql(raw: str) -> None:
+    url = load_settings({"DATABASE_URL": raw}).database_url
+
+    assert url.drivername == "mysql+pymysql"
+    assert (url.username, url.password, url.host, url.port, url.database) == (
+        "wx",
+        "pw",
+        "db",
+        3306,
+        "wxhub",
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "mysql+pymysql://wx:pw@db/wxhub",
+        "sqlite:///wxhub.db",
+        "sqlite:////abs/path.db",
+        "sqlite://",
+        "mariadb+pymysql://wx:pw@db/wxhub",
+    ],
+)
+def test_supported_urls_are_kept_as_given(raw: str) -> None:
+    url = load_settings({}, database_url_override=raw).database_url
+
+    assert url == make_url(raw)
+
+
+def test_surrounding_whitespace_in_the_url_is_ignored() -> None:
+    url = load_settings({"DATABASE_URL": "  sqlite:///x.db\n"}).database_url
+
+    assert url.database == "x.db"
+
+
+# --- errors name the setting, never the password --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        f"postgresql://wx:{PASSWORD}@db/wxhub",
+        f"postgresql+psycopg://wx:{PASSWORD}@db/wxhub",
+        f"oracle://wx:{PASSWORD}@db/wxhub",
+        f"mssql+pyodbc://wx:{PASSWORD}@db/wxhub",
+    ],
+)
+@pytest.mark.parametrize("setting", ["DATABASE_URL", "--database-url"])
+def test_unsupported_backend_raises_config_error_naming_the_setting(raw: str, setting: str) -> None:
+    env, override = ({"DATABASE_URL": raw}, None) if setting == "DATABASE_URL" else ({}, raw)
+
+    with pytest.raises(ConfigError, match="backend") as excinfo:
+        load_settings(env, database_url_override=override)
+
+    message = str(excinfo.value)
+    assert message.startswith(setting)
+    assert PASSWORD not in message
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        f"not a url {PASSWORD}",
+        f"wx:{PASSWORD}@db/wxhub",
+        f"://wx:{PASSWORD}@db/wxhub",
+        f"mysql:/wx:{PASSWORD}@db",
+    ],
+)
+@pytest.mark.parametrize("setting", ["DATABASE_URL", "--database-url"])
+def test_malformed_url_raises_config_error_without_the_password(raw: str, setting: str) -> None:
+    env, override = ({"DATABASE_URL": raw}, None) if setting == "DATABASE_URL" else ({}, raw)
+
+    with pytest.raises(ConfigError, match="not a valid SQLAlchemy URL") as excinfo:
+        load_settings(env, database_url_override=override)
+
+    message = str(excinfo.value)
+    assert message.startswith(setting)
+    assert PASSWORD not in message
+    assert excinfo.value.__cause__ is None
+    assert excinfo.value.__suppress_context__
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [f"mysql://wx:{PASSWORD}@db:notaport/wxhub", f"mysql://wx:{PASSWORD}@[::1/wxhub"],
+    ids=["port", "ipv6"],
+)
+def test_malformed_port_raises_config_error_naming_the_setting(raw: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings({"DATABASE_URL": raw})
+
+    assert "DATABASE_URL" in str(excinfo.value)
+    assert PASSWORD not in str(excinfo.value)
+
+
+@pytest.mark.parametrize("port", ["abc", "3306.0", "33 06", "0x10"])
+def test_non_integer_db_port_raises_config_error_naming_it(port: str) -> None:
+    with pytest.raises(ConfigError, match="DB_PORT") as excinfo:
+        load_settings({**PARTS, "DB_PORT": port})
+
+    assert PASSWORD not in str(excinfo.value)
+
+
+@pytest.mark.parametrize("port", ["0", "-1"])
+def test_db_port_below_one_raises_config_error(port: str) -> None:
+    with pytest.raises(ConfigError, match="DB_PORT"):
+        load_settings({**PARTS, "DB_PORT": port})
+
+
+def test_db_port_is_ignored_when_db_host_is_not_set() -> None:
+    assert load_settings({"DB_PORT": "abc"}).database_url_source == "default"
+
+
+@pytest.mark.parametrize("value", ["xml", "JSONL", "yes"])
+def test_bad_log_format_raises_config_error_naming_it(value: str) -> None:
+    with pytest.raises(ConfigError, match="WXHUB_LOG_FORMAT"):
+        load_settings({"WXHUB_LOG_FORMAT": value})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("json", "json"), ("TEXT", "text"), (" auto ", "auto"), ("", "auto")],
+)
+def test_log_format_is_read_case_insensitively(value: str, expected: str) -> None:
+    assert load_settings({"WXHUB_LOG_FORMAT": value}).log_format == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "-8"])
+def test_negative_parse_workers_raises_config_error_naming_it(value: str) -> None:
+    with pytest.raises(ConfigError, match="WXHUB_PARSE_WORKERS"):
+        load_settings({"WXHUB_PARSE_WORKERS": value})
+
+
+@pytest.mark.parametrize("value", ["two", "1.5"])
+def test_non_integer_parse_workers_raises_config_error_naming_it(value: str) -> None:
+    with pytest.raises(ConfigError, match="WXHUB_PARSE_WORKERS"):
+        load_settings({"WXHUB_PARSE_WORKERS": value})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("0", 0), ("4", 4), (" 16 ", 16), ("", None), ("  ", None)]
+)
+def test_parse_workers_is_read_as_an_integer(value: str, expected: int | None) -> None:
+    assert load_settings({"WXHUB_PARSE_WORKERS": value}).parse_workers == expected
+
+
+def test_config_error_is_a_value_error() -> None:
+    assert issubclass(ConfigError, ValueError)
+
+
+# --- the password stays hidden --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("password", [PASSWORD, ODD_PASSWORD])
+def test_repr_and_safe_url_never_contain_the_password(password: str) -> None:
+    settings = settings_with_password(password)
+
+    for text in (repr(settings), str(settings), settings.database_url_safe):
+        assert password not in text
+        assert "***" in text
+        assert "db.example.com" in text
+
+
+def test_repr_and_safe_url_hide_a_password_given_in_database_url() -> None:
+    settings = load_settings({"DATABASE_URL": f"mysql://wx:{PASSWORD}@db/wxhub"})
+
+    assert PASSWORD not in repr(settings)
+    assert settings.database_url_safe == "mysql+pymysql://wx:***@db/wxhub"
+
+
+def test_secrets_to_redact_returns_the_password() -> None:
+    assert settings_with_password(ODD_PASSWORD).secrets_to_redact() == (ODD_PASSWORD,)
+
+
+def test_secrets_to_redact_is_empty_without_a_password() -> None:
+    assert load_settings({}).secrets_to_redact() == ()
+
+
+# --- log formatters mask the password -------------------------------------------------------------
+
+
+def make_record(msg: str, *args: object, **extra: object) -> logging.LogRecord:
+    record = logging.LogRecord("wxhub.test", logging.WARNING, __file__, 1, msg, args, None)
+    record.__dict__.update(extra)
+    return record
+
+
+def json_formatter(password: str = PASSWORD) -> JsonFormatter:
+    return JsonFormatter(_Redactor(settings_with_password(password).secrets_to_redact()))
+
+
+def test_json_formatter_masks_the_password_in_message_and_extras() -> None:
+    record = make_record(
+        "connecting with %s",
+        PASSWORD,
+        event="db_connect",
+        url=f"mysql://wx:{PASSWORD}@db/wxhub",
+        detail={"password": PASSWORD},
+    )
+
+    line = json_formatter().format(record)
+
+    assert PASSWORD not in line
+    payload = json.loads(line)
+    assert payload["message"] == f"connecting with {MASK}"
+    assert payload["url"] == f"mysql://wx:{MASK}@db/wxhub"
+    assert payload["detail"] == {"password": MASK}
+
+
+def test_json_formatter_puts_extras_at_the_top_level() -> None:
+    record = make_record("loaded %d rows", 12, event="file_loaded", station_id="USC1", rows=12)
+
+    payload = json.loads(json_formatter().format(record))
+
+    assert payload["event"] == "file_loaded"
+    assert payload["station_id"] == "USC1"
+    assert payload["rows"] == 12
+    assert payload["message"] == "loaded 12 rows"
+    assert payload["level"] == "WARNING"
+    assert payload["logger"] == "wxhub.test"
+    assert payload["time"].endswith("Z")
+    assert "args" not in payload
+    assert "msg" not in payload
+
+
+def test_json_formatter_output_is_one_valid_json_line_even_with_newlines() -> None:
+    record = make_record('line one\nline two "quoted" caf\u00e9', event="x")
+
+    line = json_formatter().format(record)
+
+    assert "\n" not in line
+    assert json.loads(line)["message"] == 'line one\nline two "quoted" caf\u00e9'
+
+
+def test_json_formatter_masks_the_password_in_an_exception() -> None:
+    try:
+        raise RuntimeError(f"login failed for {PASSWORD}")
+    except RuntimeError:
+        record = logging.LogRecord(
+            "wxhub.test", logging.ERROR, __file__, 1, "boom", None, sys.exc_info()
+        )
+
+    line = json_formatter().format(record)
+
+    assert PASSWORD not in line
+    payload = json.loads(line)
+    assert "RuntimeError: login failed for ***" in payload["exception"]
+
+
+@pytest.mark.parametrize("password", ['pa"ss', "pa\\ss"], ids=["quote", "backslash"])
+def test_json_formatter_masks_a_password_with_json_escaped_characters(password: str) -> None:
+    record = make_record("connecting with %s", password, event="db_connect")
+
+    line = json_formatter(password).format(record)
+
+    assert json.loads(line)["message"] == f"connecting with {MASK}"
+
+
+def test_redacting_formatter_masks_the_password_in_message_and_extras() -> None:
+    formatter = RedactingFormatter(
+        _Redactor(settings_with_password().secrets_to_redact()),
+        "%(levelname)s %(message)s url=%(url)s",
+    )
+    record = make_record("password is %s", PASSWORD, url=f"mysql://wx:{PASSWORD}@db/x")
+
+    line = formatter.format(record)
+
+    assert line == f"WARNING password is {MASK} url=mysql://wx:{MASK}@db/x"
+
+
+def test_redacting_formatter_masks_the_password_in_an_exception() -> None:
+    formatter = RedactingFormatter(_Redactor([PASSWORD]))
+    try:
+        raise RuntimeError(f"login failed for {PASSWORD}")
+    except RuntimeError:
+        record = logging.LogRecord(
+            "wxhub.test", logging.ERROR, __file__, 1, "boom", None, sys.exc_info()
+        )
+
+    text = formatter.format(record)
+
+    assert PASSWORD not in text
+    assert "login failed for ***" in text
+
+
+def test_configured_json_logging_masks_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stream)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    settings = load_settings({**PARTS, "WXHUB_LOG_FORMAT": "json"})
+    try:
+        configure_logging(settings)
+        logging.getLogger("wxhub.test").info(
+            "using %s", PASSWORD, extra={"event": "start", "secret": PASSWORD}
+        )
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
+
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    payload = json.loads(lines[0])
+    assert payload["event"] == "start"
+    assert payload["message"] == f"using {MASK}"
+    assert payload["secret"] == MASK
+    assert PASSWORD not in stream.getvalue()

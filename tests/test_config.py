@@ -19,9 +19,9 @@ from wxhub.observability import (
     configure_logging,
 )
 
-PASSWORD = "s3cr3t-Pa55"  # noqa: S105  (a made-up password to hunt for)
+PASSWORD = "s3cr3t-Pa55"
 # Everything that must be escaped in a URL, and more.
-ODD_PASSWORD = "p@ss:w/rd?#%&=+ ;[]$!'~"  # noqa: S105
+ODD_PASSWORD = "p@ss:w/rd?#%&=+ ;[]$!'~"
 PARTS = {
     "DB_HOST": "db.example.com",
     "DB_PORT": "3307",

@@ -249,3 +249,7 @@ def test_station_ids_differing_only_in_case_are_two_stations(
         assert list(ordered) == ["USC1", "usc1"]  # binary order, capitals first
         grouped = conn.execute(select(table.c.station_id).group_by(table.c.station_id)).all()
         assert len(grouped) == 2
+
+
+def test_the_head_revision_constant_names_the_newest_migration_script() -> None:
+    assert migrate.head_revision() == migrate.HEAD_REVISION

@@ -1,4 +1,4 @@
-"""Yearly statistics per station, computed inside the database with one grouped upsert.
+"""Yearly statistics per station, computed inside the database with one grouped INSERT.
 
 Only the station-years queued in ``aggregation_pending`` (by the loader, in the same
 transaction as the rows that changed them) are recomputed; ``full=True`` queues every
@@ -22,8 +22,8 @@ from sqlalchemy import (
     exists,
     extract,
     func,
+    insert,
     literal_column,
-    or_,
     select,
     tuple_,
 )
@@ -104,7 +104,6 @@ def _grouped_statistics(dialect: str) -> Any:
         return (
             select(pending.c.station_id, pending.c.year, *_statistics_columns())
             .select_from(pending.join(obs, in_year))
-            .where(literal_column("1") == 1)  # SQLite needs a WHERE before an upsert's ON
             .group_by(pending.c.station_id, pending.c.year)
         )
     year = extract("year", obs.c.obs_date)
@@ -150,24 +149,16 @@ def aggregate(conn: Connection, *, full: bool = False) -> int:
     count = conn.execute(select(func.count()).select_from(pending)).scalar_one()
     if count == 0:
         return 0
-    conn.execute(
-        upsert(conn, stats, update_columns=STAT_COLUMNS).from_select(
-            ["station_id", "year", *STAT_COLUMNS], _grouped_statistics(conn.dialect.name)
-        )
-    )
-    # A queued station-year with no observation left has no statistics either; a full
-    # recomputation also drops statistics of station-years that were never queued.
-    has_no_rows = ~exists().where(
-        obs.c.station_id == pending.c.station_id,
-        obs.c.obs_date >= year_start(pending.c.year),
-        obs.c.obs_date < year_start(pending.c.year + 1),
-    )
+    # Replace rather than upsert: a queued station-year whose observations are gone then has
+    # no statistics either, with no extra query. Readers see the old rows until the commit.
     queued = exists().where(
         pending.c.station_id == stats.c.station_id, pending.c.year == stats.c.year
     )
-    queued_without_rows = queued.where(has_no_rows)
+    conn.execute(delete(stats) if full else delete(stats).where(queued))
     conn.execute(
-        delete(stats).where(or_(~queued, queued_without_rows) if full else queued_without_rows)
+        insert(stats).from_select(
+            ["station_id", "year", *STAT_COLUMNS], _grouped_statistics(conn.dialect.name)
+        )
     )
     conn.execute(delete(pending))
     return int(count)

@@ -1,0 +1,220 @@
+"""The `wxhub` command and the container's job entry point, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import URL
+
+from tests.conftest import noaa_line, write_station
+from wxhub.db.schema import weather_observations, weather_yearly_stats
+
+LINES = [noaa_line("20000101", 10, -20, 0), noaa_line("20000102", 20, -10, 5)]
+SECRET = "s3cr3t-Pa$$w0rd"
+
+
+def wxhub(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, module: str = "wxhub.cli"
+) -> subprocess.CompletedProcess[str]:
+    """Run the command in a subprocess, JSON logs unless the environment says otherwise."""
+    full_env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DATABASE_URL", "DB_", "WXHUB_"))
+    }
+    full_env["WXHUB_LOG_FORMAT"] = "json"
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def json_lines(output: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in output.splitlines() if line.strip()]
+
+
+def url_of(db_url: URL) -> str:
+    return db_url.render_as_string(hide_password=False)
+
+
+def count_rows(db_url: URL, table: object) -> int:
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(table)).scalar_one()  # type: ignore[arg-type]
+    engine.dispose()
+    return int(count)
+
+
+def test_run_on_the_embedded_default_creates_wxhub_db_in_the_working_directory(tmp_path: Path):
+    write_station(tmp_path / "in", "USC00000001", LINES)
+
+    result = wxhub("run", "in", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "wxhub.db").exists()
+    summary = json_lines(result.stdout)[-1]
+    assert summary["event"] == "summary"
+    assert summary["records_ingested"] == 2
+    assert isinstance(summary["records_ingested"], int)
+    for key in ("started_at", "finished_at", "duration_s", "files_seen", "files_skipped"):
+        assert key in summary
+    db = URL.create("sqlite", database=str(tmp_path / "wxhub.db"))
+    assert count_rows(db, weather_yearly_stats) == 1
+
+
+def test_every_log_line_is_json_with_one_line_per_file_and_a_summary(tmp_path: Path):
+    write_station(tmp_path / "in", "USC00000001", LINES)
+    write_station(tmp_path / "in", "USC00000002", LINES)
+
+    result = wxhub("ingest", "in", cwd=tmp_path)
+
+    events = [line["event"] for line in json_lines(result.stdout)]
+    assert events.count("file") == 2
+    assert events[-1] == "summary"
+
+
+def test_the_job_entry_point_is_the_same_job_as_wxhub_run(db_url: URL, tmp_path: Path):
+    write_station(tmp_path / "in", "USC00000001", LINES)
+
+    result = wxhub(
+        str(tmp_path / "in"),
+        cwd=tmp_path,
+        env={"DATABASE_URL": url_of(db_url)},
+        module="wxhub.ingestion",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert count_rows(db_url, weather_observations) == 2
+    assert count_rows(db_url, weather_yearly_stats) == 1
+
+
+def test_database_url_option_overrides_the_environment(tmp_path: Path):
+    write_station(tmp_path / "in", "USC00000001", LINES)
+    chosen = tmp_path / "chosen.db"
+
+    result = wxhub(
+        "run",
+        "in",
+        "--database-url",
+        f"sqlite:///{chosen}",
+        cwd=tmp_path,
+        env={"DATABASE_URL": f"sqlite:///{tmp_path / 'ignored.db'}"},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert chosen.exists()
+    assert not (tmp_path / "ignored.db").exists()
+
+
+@pytest.mark.mysql
+def test_db_parts_from_the_environment_make_a_mysql_connection(mysql_database: URL, tmp_path: Path):
+    write_station(tmp_path / "in", "USC00000001", LINES)
+    parts = {
+        "DB_HOST": mysql_database.host or "",
+        "DB_PORT": str(mysql_database.port or 3306),
+        "DB_USER": mysql_database.username or "",
+        "DB_NAME": mysql_database.database or "",
+    }
+    if mysql_database.password:
+        parts["DB_PASSWORD"] = str(mysql_database.password)
+
+    result = wxhub("run", "in", cwd=tmp_path, env=parts)
+
+    assert result.returncode == 0, result.stderr
+    assert count_rows(mysql_database, weather_observations) == 2
+
+
+def test_an_unreachable_database_fails_with_one_line_and_never_shows_the_password(
+    tmp_path: Path,
+):
+    write_station(tmp_path / "in", "USC00000001", LINES)
+    env = {"DB_HOST": "127.0.0.1", "DB_PORT": "1", "DB_USER": "wx", "DB_PASSWORD": SECRET}
+
+    result = wxhub("run", "in", cwd=tmp_path, env=env)
+
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert SECRET not in output
+    errors = [line for line in json_lines(result.stdout) if line["level"] == "ERROR"]
+    assert len(errors) == 1
+    assert "127.0.0.1" in str(errors[0]["message"])
+    assert "Traceback" not in output
+
+
+def test_a_malformed_database_url_is_a_usage_error_that_hides_the_password(tmp_path: Path):
+    result = wxhub("migrate", cwd=tmp_path, env={"DATABASE_URL": f"mysql://u:{SECRET}@h:port/x"})
+
+    assert result.returncode == 2
+    assert "DATABASE_URL" in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_a_missing_source_is_a_usage_error_naming_it(tmp_path: Path):
+    result = wxhub("run", "no-such-folder", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert "no-such-folder" in result.stdout + result.stderr
+
+
+def test_an_unreadable_file_makes_the_run_exit_1_after_loading_the_others(tmp_path: Path):
+    write_station(tmp_path / "in", "USC00000001", LINES)
+    (tmp_path / "in" / "USC00000002.txt.gz").write_bytes(b"not gzip")
+
+    result = wxhub("run", "in", cwd=tmp_path)
+
+    assert result.returncode == 1
+    lines = json_lines(result.stdout)
+    summary = next(line for line in lines if line["event"] == "summary")
+    assert (summary["files_loaded"], summary["files_failed"]) == (1, 1)
+    failures = [line for line in lines if line.get("event") == "failure"]
+    assert "USC00000002.txt.gz" in str(failures[0]["message"])
+
+
+def test_text_logs_state_the_counts_in_words(tmp_path: Path):
+    write_station(tmp_path / "in", "USC00000001", LINES)
+
+    result = wxhub("run", "in", cwd=tmp_path, env={"WXHUB_LOG_FORMAT": "text"})
+
+    assert result.returncode == 0, result.stderr
+    assert "records ingested: 2" in result.stderr
+    assert "started" in result.stderr
+    assert "finished" in result.stderr
+
+
+def test_aggregate_full_and_migrate_run_on_their_own(tmp_path: Path):
+    write_station(tmp_path / "in", "USC00000001", LINES)
+    assert wxhub("migrate", cwd=tmp_path).returncode == 0
+    assert wxhub("ingest", "in", cwd=tmp_path).returncode == 0
+
+    result = wxhub("aggregate", "--full", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert json_lines(result.stdout)[-1]["station_years_aggregated"] == 1
+
+
+def test_sources_can_come_from_the_environment(tmp_path: Path):
+    write_station(tmp_path / "in", "USC00000001", LINES)
+
+    result = wxhub("run", cwd=tmp_path, env={"WXHUB_SOURCES": str(tmp_path / "in")})
+
+    assert result.returncode == 0, result.stderr
+    assert json_lines(result.stdout)[-1]["files_loaded"] == 1
+
+
+def test_help_lists_every_command(tmp_path: Path):
+    result = wxhub("--help", cwd=tmp_path)
+
+    for command in ("migrate", "ingest", "aggregate", "run"):
+        assert command in result.stdout

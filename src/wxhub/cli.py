@@ -79,6 +79,14 @@ def _guarded(func: Callable[..., int], settings: Settings, **kwargs: Any) -> int
     except SQLAlchemyError as exc:
         log.error("error: database error: %s", exc, extra={"event": "error"})
         return EXIT_FAILED
+    except Exception as exc:  # a bug: one line for the operator, the trace for the developer
+        log.exception(
+            "error: unexpected %s: %s (the trace follows)",
+            type(exc).__name__,
+            exc,
+            extra={"event": "error"},
+        )
+        return EXIT_FAILED
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

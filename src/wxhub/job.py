@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 
 from sqlalchemy import Engine
 
@@ -18,6 +19,7 @@ from wxhub.db import migrate
 from wxhub.ingestion import ledger
 from wxhub.ingestion.main import ingest
 from wxhub.ingestion.sources import SourceFile
+from wxhub.ingestion.workers import MIN_FILES_FOR_WORKERS, default_workers, parser_pool
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,25 @@ def run_job(
     workers: int | None = None,
 ) -> int:
     """Migrate, then ingest and/or aggregate; returns the process exit code."""
+    if workers is None:
+        workers = default_workers()
+    if not do_ingest or len(sources) < MIN_FILES_FOR_WORKERS:
+        workers = 0
+    # The parser workers start first, before this process holds any connection.
+    with parser_pool(workers) as pool:
+        return _run(engine, command, sources, pool, do_ingest, do_aggregate, force, full)
+
+
+def _run(  # noqa: PLR0917  (private: run_job's arguments, passed on)
+    engine: Engine,
+    command: str,
+    sources: Sequence[SourceFile],
+    pool: ProcessPoolExecutor | None,
+    do_ingest: bool,
+    do_aggregate: bool,
+    force: bool,
+    full: bool,
+) -> int:
     migrate_schema(engine)
     run_id, started_at = ledger.start_run(engine, command)
     started = time.perf_counter()
@@ -56,7 +77,7 @@ def run_job(
     status = "failed"
     try:
         if do_ingest:
-            stats = ingest(engine, sources, run_id=run_id, force=force, workers=workers)
+            stats = ingest(engine, sources, run_id=run_id, force=force, pool=pool)
         if do_aggregate:
             stats.station_years_aggregated = run_aggregation(engine, full=full)
         status = "succeeded" if stats.files_failed == 0 else "failed"

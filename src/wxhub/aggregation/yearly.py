@@ -25,7 +25,6 @@ from sqlalchemy import (
     insert,
     literal_column,
     select,
-    tuple_,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
@@ -59,41 +58,41 @@ def _year_start_mysql(element: year_start, compiler: Any, **kw: Any) -> str:
     return f"MAKEDATE({compiler.process(year, **kw)}, 1)"
 
 
-def _hundredths_mean(tenths: ColumnElement[Any]) -> ColumnElement[Any]:
-    """AVG(tenths) / 10 rounded half away from zero to 0.01, NULL when no value counts.
+def _hundredths_mean(total: ColumnElement[Any], n: ColumnElement[Any]) -> ColumnElement[Any]:
+    """total / n / 10 rounded half away from zero to 0.01; NULL when n is 0.
 
-    hundredths = 10 * sum / n, rounded: sign(s) * ((20*|s| + n) DIV 2n), exact in integers.
+    hundredths = 10 * total / n, rounded: sign(t) * ((20*|t| + n) DIV 2n), exact in integers.
     """
-    total = func.sum(tenths)
-    n = func.nullif(func.count(tenths), 0)
+    n = func.nullif(n, 0)
     positive = int_div(total * 20 + n, n * 2)
     negative = -int_div(-total * 20 + n, n * 2)
-    rounded = case((total >= 0, positive), else_=negative)
-    return rounded / literal_column("100.0")
+    return case((total >= 0, positive), else_=negative) / literal_column("100.0")
 
 
-def _statistics_columns() -> list[Any]:
-    return [
-        _hundredths_mean(obs.c.max_temp_tenths_c).label("avg_max_temp_c"),
-        _hundredths_mean(obs.c.min_temp_tenths_c).label("avg_min_temp_c"),
-        (func.sum(obs.c.precipitation_tenths_mm) / literal_column("100.0")).label(
-            "total_precipitation_cm"
-        ),
-        func.count(obs.c.max_temp_tenths_c).label("max_temp_days"),
-        func.count(obs.c.min_temp_tenths_c).label("min_temp_days"),
-        func.count(obs.c.precipitation_tenths_mm).label("precipitation_days"),
-    ]
+_MEASURES = {
+    "max_temp": obs.c.max_temp_tenths_c,
+    "min_temp": obs.c.min_temp_tenths_c,
+    "precipitation": obs.c.precipitation_tenths_mm,
+}
 
 
-def _grouped_statistics(dialect: str) -> Any:
-    """One row per pending station-year that has observations.
+def _sums_and_counts() -> list[Any]:
+    """The six aggregates everything is derived from (each computed once per row)."""
+    columns: list[Any] = []
+    for name, column in _MEASURES.items():
+        columns += [func.sum(column).label(f"{name}_sum"), func.count(column).label(f"{name}_n")]
+    return columns
+
+
+def _grouped_sums(dialect: str) -> Any:
+    """Sums and counts per pending station-year that has observations.
 
     The fastest plan differs by engine, so the query's shape does (its result does not):
     SQLite walks the primary key once per pending station-year, by date range, and groups in
-    that order with no sort; MySQL/MariaDB will not range-scan with bounds taken from another
-    table (it scans the station's every row per year instead: 50 s for the full data), so
-    there the rows of the pending stations are grouped by year and filtered by a semi-join
-    on the queue (2 s).
+    that order with no sort. MySQL/MariaDB will not range-scan with bounds taken from another
+    table (it scans the station's every row per year instead: 50 s for the full data), and
+    a per-row semi-join on the queue costs 3.5 s; there every year of each queued station is
+    grouped in one pass over its rows (1.6 s for all) and the queued years kept.
     """
     if dialect == "sqlite":
         in_year = and_(
@@ -102,18 +101,35 @@ def _grouped_statistics(dialect: str) -> Any:
             obs.c.obs_date < year_start(pending.c.year + 1),
         )
         return (
-            select(pending.c.station_id, pending.c.year, *_statistics_columns())
+            select(pending.c.station_id, pending.c.year, *_sums_and_counts())
             .select_from(pending.join(obs, in_year))
             .group_by(pending.c.station_id, pending.c.year)
+            .subquery("sums")
         )
-    year = extract("year", obs.c.obs_date)
-    return (
-        select(obs.c.station_id, year, *_statistics_columns())
-        .where(
-            obs.c.station_id.in_(select(pending.c.station_id)),
-            tuple_(obs.c.station_id, year).in_(select(pending.c.station_id, pending.c.year)),
-        )
+    year = extract("year", obs.c.obs_date).label("year")
+    stations = select(pending.c.station_id).distinct().subquery("pending_stations")
+    per_year = (
+        select(obs.c.station_id, year, *_sums_and_counts())
+        .select_from(stations.join(obs, obs.c.station_id == stations.c.station_id))
         .group_by(obs.c.station_id, year)
+        .subquery("per_year")
+    )
+    queued = and_(pending.c.station_id == per_year.c.station_id, pending.c.year == per_year.c.year)
+    return select(*per_year.c).join(pending, queued).subquery("sums")
+
+
+def _grouped_statistics(dialect: str) -> Any:
+    """One row of statistics per pending station-year that has observations."""
+    sums = _grouped_sums(dialect).c
+    return select(
+        sums.station_id,
+        sums.year,
+        _hundredths_mean(sums.max_temp_sum, sums.max_temp_n).label("avg_max_temp_c"),
+        _hundredths_mean(sums.min_temp_sum, sums.min_temp_n).label("avg_min_temp_c"),
+        (sums.precipitation_sum / literal_column("100.0")).label("total_precipitation_cm"),
+        sums.max_temp_n.label("max_temp_days"),
+        sums.min_temp_n.label("min_temp_days"),
+        sums.precipitation_n.label("precipitation_days"),
     )
 
 

@@ -31,6 +31,11 @@ def make_engine(url: URL, **kwargs: Any) -> Engine:
             "init_command": _MYSQL_INIT,
             **kwargs.pop("connect_args", {}),
         }
+        # READ COMMITTED: under InnoDB's default REPEATABLE READ, every INSERT ... SELECT
+        # share-locks each row it reads (the aggregation would lock all 1.7M observations and
+        # take twice as long). Each wxhub transaction is one file or one aggregation step, and
+        # one job runs at a time, so statement-level snapshots are all it needs.
+        kwargs.setdefault("isolation_level", "READ COMMITTED")
         return create_engine(
             url, connect_args=connect_args, pool_pre_ping=True, pool_recycle=3600, **kwargs
         )

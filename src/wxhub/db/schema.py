@@ -8,7 +8,6 @@ the files) are NULL. See docs/data-model.md for the reasoning behind each choice
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sqlalchemy import (
@@ -29,6 +28,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 
+from wxhub.domain import (
+    PRECIPITATION_TENTHS_MM_MAX,
+    PRECIPITATION_TENTHS_MM_MIN,
+    STATION_ID_MAX_LENGTH,
+    TEMP_TENTHS_C_MAX,
+    TEMP_TENTHS_C_MIN,
+)
+
 # Names for constraints, so migrations are stable and identical on every backend.
 metadata = MetaData(
     naming_convention={
@@ -40,10 +47,6 @@ metadata = MetaData(
     }
 )
 
-STATION_ID_MAX_LENGTH = 20
-# GHCN ids are 11 characters of capitals and digits (USC00110072); allow a little more, but
-# nothing that could be confused with a path, a glob or SQL.
-STATION_ID_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{1,{STATION_ID_MAX_LENGTH}}}")
 # ASCII with binary collation on MySQL/MariaDB: one byte a character in the key, and
 # 'usc00110072' differs from 'USC00110072' there exactly as it does on SQLite.
 StationId = String(STATION_ID_MAX_LENGTH).with_variant(
@@ -51,15 +54,6 @@ StationId = String(STATION_ID_MAX_LENGTH).with_variant(
 )
 # Every MySQL table in InnoDB and utf8mb4, whatever the server's defaults.
 _MYSQL_TABLE_OPTIONS: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
-
-# Plausibility limits, in the stored units. Far wider than the data (max -34.4..46.7 degC,
-# min down to -45.0 degC, 429.5 mm of rain in a day) and than the world records
-# (-89.2..56.7 degC; about 1,825 mm of rain in a day): they reject typos and garbage, never
-# a real extreme.
-TEMP_TENTHS_C_MIN = -900
-TEMP_TENTHS_C_MAX = 600
-PRECIPITATION_TENTHS_MM_MIN = 0
-PRECIPITATION_TENTHS_MM_MAX = 20000
 
 weather_observations = Table(
     "weather_observations",

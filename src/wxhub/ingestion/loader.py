@@ -41,7 +41,8 @@ from sqlalchemy.exc import DBAPIError
 
 from wxhub.db.schema import StationId, aggregation_pending, weather_observations
 from wxhub.db.sql import same_values, upsert
-from wxhub.ingestion.parser import MISSING, ParsedFile, json_rows
+from wxhub.domain import MISSING
+from wxhub.ingestion.parser import ParsedFile, PayloadFormat, make_payload
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,8 @@ class LoadCounts:
 class Loader:
     """Loads parsed files over one connection; the caller owns the transaction."""
 
-    # Whether bulk_copy takes ``json_rows(body)``: then workers make it ahead of time.
-    wants_json_rows = False
+    # The form of the rows bulk_copy hands to the database (workers make it ahead of time).
+    payload_format: PayloadFormat = "tsv"
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -97,6 +98,12 @@ class Loader:
     def bulk_copy(self, parsed: ParsedFile, target: Table) -> None:
         """Insert every row of ``parsed`` into ``target`` (no conflict expected)."""
         raise NotImplementedError
+
+    def payload(self, parsed: ParsedFile) -> bytes:
+        """The rows in this loader's form: made by the worker, or here if it was not."""
+        if parsed.payload is not None and parsed.payload_format == self.payload_format:
+            return parsed.payload
+        return make_payload(parsed.body, self.payload_format)
 
     # -- the set-based steps shared by every backend --------------------------------------
 
@@ -164,14 +171,14 @@ class Loader:
 class SqliteLoader(Loader):
     """SQLite: the whole file goes in as one JSON document, expanded by ``json_each``."""
 
-    wants_json_rows = True
+    payload_format: PayloadFormat = "json"
     # '->>' (SQLite 3.38+) is faster than json_extract; both give SQL values, not JSON text.
     _ITEM = (
         "value->>{}" if sqlite3.sqlite_version_info >= (3, 38) else "json_extract(value, '$[{}]')"
     )
 
     def bulk_copy(self, parsed: ParsedFile, target: Table) -> None:
-        payload = parsed.json_payload or json_rows(parsed.body)
+        payload = self.payload(parsed)
         item = self._ITEM.format
         sql = text(
             f"INSERT INTO {target.name} (station_id, obs_date, {', '.join(VALUE_COLUMNS)}) "
@@ -202,7 +209,7 @@ class MysqlLoader(Loader):
         try:
             with os.fdopen(fd, "wb") as stream:
                 if parsed.body:
-                    stream.write(parsed.body + b"\n")
+                    stream.write(self.payload(parsed) + b"\n")
             self.conn.execute(self._load_data_sql(path, target), {"station_id": parsed.station_id})
         finally:
             os.unlink(path)
@@ -214,11 +221,8 @@ class MysqlLoader(Loader):
             raise ValueError(f"unexpected characters in temporary file name {path!r}")
         return text(
             f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE {target.name} CHARACTER SET ascii "
-            "FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n' (@d, @a, @b, @c) "
-            "SET station_id = :station_id, obs_date = STR_TO_DATE(@d, '%Y%m%d'), "
-            f"max_temp_tenths_c = NULLIF(CAST(@a AS SIGNED), {MISSING}), "
-            f"min_temp_tenths_c = NULLIF(CAST(@b AS SIGNED), {MISSING}), "
-            f"precipitation_tenths_mm = NULLIF(CAST(@c AS SIGNED), {MISSING})"
+            "FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n' "
+            f"(obs_date, {', '.join(VALUE_COLUMNS)}) SET station_id = :station_id"
         )
 
     def _insert_batches(self, parsed: ParsedFile, target: Table) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
-import os
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -25,17 +23,15 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from wxhub.ingestion import ledger
 from wxhub.ingestion.loader import LoadCounts, Loader, make_loader
-from wxhub.ingestion.parser import ParsedFile, json_rows, parse
+from wxhub.ingestion.parser import ParsedFile, PayloadFormat, parse_for_loading
 from wxhub.ingestion.sources import SourceFile
 from wxhub.observability import progress
 
 log = logging.getLogger(__name__)
 
 REJECTS_LOGGED_PER_FILE = 20
-# Below this many files to parse, starting a worker process costs more than it saves.
-MIN_FILES_FOR_WORKERS = 8
-# Files parsed ahead of the loader per worker: enough to hide parsing, bounded in memory.
-IN_FLIGHT_PER_WORKER = 2
+# Files parsed ahead of the loader: enough to hide parsing, bounded in memory.
+IN_FLIGHT_FILES = 4
 
 
 @dataclass
@@ -63,28 +59,21 @@ class _Item:
         return self
 
 
-def default_workers() -> int:
-    """One parser process beside the loader when there is a second core."""
-    return 1 if (os.cpu_count() or 1) > 1 else 0
-
-
 def ingest(
     engine: Engine,
     sources: Sequence[SourceFile],
     *,
     run_id: int,
     force: bool = False,
-    workers: int | None = None,
+    pool: ProcessPoolExecutor | None = None,
 ) -> ledger.RunStats:
-    """Load ``sources`` in order; a file that fails is reported and the others still load."""
+    """Load ``sources`` in order; a file that fails is reported and the others still load.
+
+    With a ``pool`` (see :mod:`wxhub.ingestion.workers`), files are parsed there, a few
+    ahead of the loader; without one, here.
+    """
     stats = ledger.RunStats(files_seen=len(sources))
-    workers = default_workers() if workers is None else workers
-    pool = _start_pool(workers) if workers and len(sources) >= MIN_FILES_FOR_WORKERS else None
-    try:
-        _ingest(engine, sources, stats, run_id=run_id, force=force, pool=pool, workers=workers)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+    _ingest(engine, sources, stats, run_id=run_id, force=force, pool=pool)
     return stats
 
 
@@ -96,7 +85,6 @@ def _ingest(
     run_id: int,
     force: bool,
     pool: ProcessPoolExecutor | None,
-    workers: int,
 ) -> None:
     with engine.connect() as conn:
         skip = frozenset() if force else ledger.known_files(conn)
@@ -106,8 +94,7 @@ def _ingest(
             sources,
             skip,
             pool=pool,
-            workers=workers if pool is not None else 0,
-            json_payload=loader.wants_json_rows,
+            payload_format=loader.payload_format,
         )
         with progress(len(sources), "Ingesting") as advance:
             for item in items:
@@ -170,20 +157,19 @@ def _prepared(
     skip: frozenset[tuple[str, str]],
     *,
     pool: ProcessPoolExecutor | None,
-    workers: int,
-    json_payload: bool,
+    payload_format: PayloadFormat,
 ) -> Iterator[_Item]:
     """Items in source order, read and hashed here, parsed here or in worker processes."""
     window: deque[_Item] = deque()
-    in_flight = IN_FLIGHT_PER_WORKER * (workers) + 1
+    in_flight = IN_FLIGHT_FILES if pool is not None else 1
     for source in sources:
         item = _read(source, skip)
         if item.data is not None:
             raw, item.data = item.data, None
             if pool is not None:
-                item.future = pool.submit(parse_for_loading, raw, source.station_id, json_payload)
+                item.future = pool.submit(parse_for_loading, raw, source.station_id, payload_format)
             else:
-                item.parsed = _parse_safely(item, raw, json_payload)
+                item.parsed = _parse_safely(item, raw, payload_format)
         window.append(item)
         while window and (len(window) > in_flight or _ready(window[0])):
             yield window.popleft().result()
@@ -211,31 +197,13 @@ def _ready(item: _Item) -> bool:
     return item.future is None or item.future.done()
 
 
-def parse_for_loading(data: bytes, station_id: str, json_payload: bool) -> ParsedFile:
-    """Parse, and make the loader's JSON form too while we are in a worker process."""
-    parsed = parse(data, station_id)
-    if json_payload:
-        parsed.json_payload = json_rows(parsed.body)
-    return parsed
-
-
-def _parse_safely(item: _Item, data: bytes, json_payload: bool) -> ParsedFile | None:
+def _parse_safely(item: _Item, data: bytes, payload_format: PayloadFormat) -> ParsedFile | None:
     try:
-        return parse_for_loading(data, item.source.station_id, json_payload)
+        return parse_for_loading(data, item.source.station_id, payload_format)
     except Exception as exc:  # a parser bug must fail this file, not the run
         log.exception("parsing %s failed", item.source.uri)
         item.error = f"cannot parse: {exc}"
         return None
-
-
-def _start_pool(workers: int) -> ProcessPoolExecutor:
-    """Worker processes, started now: before any thread (the progress bar's) or connection
-    exists that a forked child could inherit in a bad state. Fork makes a worker ready in
-    milliseconds; spawn, where fork is unavailable, re-imports wxhub in each."""
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
-    pool.submit(int).result()
-    return pool
 
 
 def _fail(stats: ledger.RunStats, item: _Item, reason: str) -> None:

@@ -18,20 +18,22 @@ import datetime as dt
 import operator
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
-from wxhub.db.schema import (
+from wxhub.domain import (
+    MISSING,
     PRECIPITATION_TENTHS_MM_MAX,
     PRECIPITATION_TENTHS_MM_MIN,
     TEMP_TENTHS_C_MAX,
     TEMP_TENTHS_C_MIN,
 )
 
-MISSING = -9999
 EARLIEST_DATE = dt.date(1763, 1, 1)  # the oldest daily record in GHCN-Daily
 REJECT_TEXT_MAX = 200
 
 # One observation row as the loaders take it: station, ISO date, then tenths (None = missing).
 Row = tuple[str, str, int | None, int | None, int | None]
+PayloadFormat = Literal["json", "tsv"]
 
 _FIELD_NAMES = ("max temperature", "min temperature", "precipitation")
 _LIMITS = (
@@ -75,9 +77,10 @@ class ParsedFile:
     row_count: int = 0
     years: frozenset[int] = frozenset()
     rejects: list[Reject] = field(default_factory=list)
-    # The body in the form the loader asked for (see ``json_rows``), when made ahead of time
-    # in a worker process.
-    json_payload: bytes | None = None
+    # The body in the form the loader asked for (``payload_format``), when made ahead of time
+    # in a worker process; see :func:`make_payload`.
+    payload: bytes | None = None
+    payload_format: PayloadFormat | None = None
 
     @property
     def records_read(self) -> int:
@@ -103,9 +106,48 @@ class ParsedFile:
 _valid_dates: set[bytes] = set()
 _YEAR = operator.itemgetter(slice(0, 4))
 _valid_values: tuple[dict[bytes, bool], ...] = ({}, {}, {})
-# Tokens of the JSON form of a body, made once per distinct date and precipitation value.
+# Tokens of the loaders' forms of a body, made once per distinct date or value.
 _json_row_start: dict[bytes, bytes] = {}
 _json_row_end: dict[bytes, bytes] = {}
+_tsv_dates: dict[bytes, bytes] = {}
+_tsv_values: dict[bytes, bytes] = {}
+
+
+def parse_for_loading(data: bytes, station_id: str, payload_format: PayloadFormat) -> ParsedFile:
+    """Parse, and make the loader's payload too: the whole job of a parser worker process."""
+    parsed = parse(data, station_id)
+    parsed.payload = make_payload(parsed.body, payload_format)
+    parsed.payload_format = payload_format
+    return parsed
+
+
+def make_payload(body: bytes, payload_format: PayloadFormat) -> bytes:
+    """The canonical lines in the form a loader hands to its database."""
+    return json_rows(body) if payload_format == "json" else tsv_rows(body)
+
+
+def tsv_rows(body: bytes) -> bytes:
+    """The canonical lines as ``YYYY-MM-DD<TAB>max<TAB>min<TAB>prcp``, ``\\N`` for missing.
+
+    The form MySQL's ``LOAD DATA`` reads straight into the columns, with no per-row
+    conversion on the server.
+    """
+    if not body:
+        return b""
+    fields = body.replace(b"\n", b"\t").split(b"\t")
+    dates = fields[0::4]
+    for raw in set(dates).difference(_tsv_dates):
+        day = raw.strip()
+        _tsv_dates[raw] = day[:4] + b"-" + day[4:6] + b"-" + day[6:8]
+    for raw in set(fields).difference(_tsv_values).difference(_tsv_dates):
+        token = raw.strip()
+        _tsv_values[raw] = b"\\N" if token == b"%d" % MISSING else token
+    canonical = _tsv_values.__getitem__
+    columns = (
+        map(_tsv_dates.__getitem__, dates),
+        *(map(canonical, fields[k::4]) for k in (1, 2, 3)),
+    )
+    return b"\n".join(map(b"\t".join, zip(*columns, strict=True)))
 
 
 def json_rows(body: bytes) -> bytes:

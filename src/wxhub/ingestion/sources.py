@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from wxhub.db.schema import STATION_ID_PATTERN
+from wxhub.domain import STATION_ID_PATTERN
 
 SUFFIXES = (".txt.gz", ".txt")
 # Readers guard against a decompression bomb: the real files are about 270 KB.

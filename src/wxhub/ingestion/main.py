@@ -39,7 +39,6 @@ class _Item:
     """One source file on its way through read -> hash -> parse -> load."""
 
     source: SourceFile
-    started: float
     sha256: str = ""
     size_bytes: int = 0
     skipped: bool = False
@@ -73,19 +72,6 @@ def ingest(
     ahead of the loader; without one, here.
     """
     stats = ledger.RunStats(files_seen=len(sources))
-    _ingest(engine, sources, stats, run_id=run_id, force=force, pool=pool)
-    return stats
-
-
-def _ingest(
-    engine: Engine,
-    sources: Sequence[SourceFile],
-    stats: ledger.RunStats,
-    *,
-    run_id: int,
-    force: bool,
-    pool: ProcessPoolExecutor | None,
-) -> None:
     with engine.connect() as conn:
         skip = frozenset() if force else ledger.known_files(conn)
         conn.rollback()
@@ -107,6 +93,7 @@ def _ingest(
                     assert item.parsed is not None  # noqa: S101  (set for every loaded item)
                     _load(conn, loader, item, item.parsed, run_id=run_id, stats=stats)
                 advance(1)
+    return stats
 
 
 def _load(
@@ -118,6 +105,7 @@ def _load(
     run_id: int,
     stats: ledger.RunStats,
 ) -> None:
+    started = time.perf_counter()
     try:
         with conn.begin():
             counts = loader.load(parsed)
@@ -149,7 +137,7 @@ def _load(
     stats.records_unchanged += counts.unchanged
     stats.records_rejected += len(parsed.rejects)
     _log_rejects(item, parsed)
-    _log_file(item, "loaded", parsed, counts)
+    _log_file(item, "loaded", parsed, counts, load_ms=(time.perf_counter() - started) * 1000)
 
 
 def _prepared(
@@ -178,7 +166,7 @@ def _prepared(
 
 
 def _read(source: SourceFile, skip: frozenset[tuple[str, str]]) -> _Item:
-    item = _Item(source, started=time.perf_counter())
+    item = _Item(source)
     try:
         data = source.read_bytes()
     except OSError as exc:
@@ -245,16 +233,18 @@ def _log_file(
     status: str,
     parsed: ParsedFile | None = None,
     counts: LoadCounts | None = None,
+    *,
+    load_ms: float | None = None,
 ) -> None:
-    duration_ms = round((time.perf_counter() - item.started) * 1000, 1)
     fields: dict[str, object] = {
         "event": "file",
         "status": status,
         "source": item.source.uri,
         "station_id": item.source.station_id,
         "content_sha256": item.sha256,
-        "duration_ms": duration_ms,
     }
+    if load_ms is not None:
+        fields["load_ms"] = round(load_ms, 1)  # time in the database, in this file's transaction
     if parsed is not None and counts is not None:
         fields.update(
             records_read=parsed.records_read,

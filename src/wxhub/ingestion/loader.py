@@ -121,18 +121,18 @@ class Loader:
             and_(obs.c.station_id == _staging.c.station_id, obs.c.obs_date == _staging.c.obs_date),
         )
 
-    def _changed(self) -> Any:
-        return or_(
-            obs.c.station_id.is_(None),
-            ~same_values([_staging.c[n] for n in VALUE_COLUMNS], [obs.c[n] for n in VALUE_COLUMNS]),
+    @staticmethod
+    def _same_values() -> Any:
+        return same_values(
+            [_staging.c[n] for n in VALUE_COLUMNS], [obs.c[n] for n in VALUE_COLUMNS]
         )
+
+    def _changed(self) -> Any:
+        return or_(obs.c.station_id.is_(None), ~self._same_values())
 
     def _compare_with_staging(self) -> LoadCounts:
         is_new = obs.c.station_id.is_(None)
-        is_same = and_(
-            obs.c.station_id.is_not(None),
-            same_values([_staging.c[n] for n in VALUE_COLUMNS], [obs.c[n] for n in VALUE_COLUMNS]),
-        )
+        is_same = and_(obs.c.station_id.is_not(None), self._same_values())
         query = select(
             func.count(),
             func.coalesce(func.sum(case((is_new, 1), else_=0)), 0),

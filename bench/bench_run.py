@@ -2,7 +2,7 @@
 database and a re-run with nothing changed, on SQLite and on MariaDB/MySQL.
 
 Each measurement runs the real command in a subprocess, times it wall-clock, and samples the
-resident memory of the whole process tree (the job and its parser worker) every 20 ms. Results
+resident memory of the whole process tree (the job and its parser worker) every 50 ms. Results
 go to stdout as a Markdown table; docs/benchmarks.md records them with the machine.
 
     python bench/bench_run.py [--repeat 3] [--mysql-url mysql+pymysql://root@127.0.0.1:3306/]
@@ -31,6 +31,8 @@ from sqlalchemy.engine import make_url
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data" / "wx_data"
 WXHUB = [sys.executable, "-m", "wxhub.cli"]
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+SAMPLE_INTERVAL_S = 0.05
 
 
 @dataclass
@@ -40,26 +42,16 @@ class Sample:
 
 
 def _tree_rss_kb(root: int) -> int:
-    """Resident memory of ``root`` and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
+    """Resident memory of ``root`` and its descendants, walking /proc's children lists only
+    (a scan of all of /proc every sample would itself load the 2-core machine)."""
     total, stack = 0, [root]
     while stack:
         pid = stack.pop()
-        stack.extend(children.get(pid, []))
         try:
-            with open(f"/proc/{pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
+            with open(f"/proc/{pid}/task/{pid}/children") as children:
+                stack.extend(int(child) for child in children.read().split())
+            with open(f"/proc/{pid}/statm") as statm:
+                total += int(statm.read().split()[1]) * PAGE_KB
         except OSError:
             continue
     return total
@@ -75,7 +67,7 @@ def measure(args: list[str], env: dict[str, str]) -> Sample:
         nonlocal peak
         while not done.is_set():
             peak = max(peak, _tree_rss_kb(process.pid))
-            time.sleep(0.02)
+            time.sleep(SAMPLE_INTERVAL_S)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -137,6 +129,14 @@ def mysql_url_factory(server: str) -> Factory:
     return make
 
 
+def calibration_s() -> float:
+    """Seconds for 10 million empty loop turns: this host's speed varies by 2x over a day."""
+    started = time.perf_counter()
+    for _ in range(10_000_000):
+        pass
+    return time.perf_counter() - started
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -160,6 +160,7 @@ def main() -> None:
     parser.add_argument("--skip-mysql", action="store_true")
     options = parser.parse_args()
 
+    calibration_before = calibration_s()
     results = bench_backend("SQLite", sqlite_url, options.repeat)
     if not options.skip_mysql:
         admin = create_engine(options.mysql_url)
@@ -169,7 +170,11 @@ def main() -> None:
         print(f"MySQL server: {version}")
         results += bench_backend("MariaDB", mysql_url_factory(options.mysql_url), options.repeat)
 
-    print(f"Machine: {machine()}; {options.repeat} runs each\n")
+    print(f"Machine: {machine()}; {options.repeat} runs each")
+    print(
+        f"Calibration (10M empty Python loop turns): {calibration_before:.2f} s before, "
+        f"{calibration_s():.2f} s after\n"
+    )
     print("| measurement | median s | best s | worst s | peak RSS MB (max) |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for label, samples in results:

@@ -15,10 +15,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from rich.console import Console
-from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from wxhub.config import Settings
 
 _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
@@ -74,15 +70,17 @@ class RedactingFormatter(logging.Formatter):
         return self.redact(super().format(record))
 
 
-class _RedactingRichHandler(RichHandler):
-    def __init__(self, redact: Callable[[str], str], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+class _RedactFilter(logging.Filter):
+    """Masks secrets in the message before a handler that formats on its own (rich)."""
+
+    def __init__(self, redact: Callable[[str], str]) -> None:
+        super().__init__()
         self.redact = redact
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def filter(self, record: logging.LogRecord) -> bool:
         record.msg = self.redact(record.getMessage())
         record.args = None
-        super().emit(record)
+        return True
 
 
 _HANDLER_NAME = "wxhub"
@@ -110,10 +108,13 @@ def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
         handler.setFormatter(JsonFormatter(redact))
         _state.update(json=True, console=None)
     else:
+        # rich only on a terminal: the JSON path (every container run) never imports it.
+        from rich.console import Console  # noqa: PLC0415
+        from rich.logging import RichHandler  # noqa: PLC0415
+
         console = Console(stderr=True)
-        handler = _RedactingRichHandler(
-            redact, console=console, show_path=False, rich_tracebacks=False, markup=False
-        )
+        handler = RichHandler(console=console, show_path=False, markup=False)
+        handler.addFilter(_RedactFilter(redact))
         _state.update(json=False, console=console)
     handler.set_name(_HANDLER_NAME)
     root.addHandler(handler)
@@ -130,6 +131,14 @@ def progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
     if _state.get("json", True) or console is None or total == 0:
         yield lambda _n: None
         return
+    from rich.progress import (  # noqa: PLC0415  (rich only on a terminal)
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -113,15 +113,7 @@ def migrate(settings: Settings) -> int:
 @_command
 def ingest(settings: Settings, sources: tuple[str, ...], force: bool, workers: int | None) -> int:
     """Load station files from SOURCE (folder, file or glob) without aggregating."""
-    files = resolve_sources(sources)
-    return run_job(
-        make_engine(settings.database_url),
-        "ingest",
-        sources=files,
-        do_aggregate=False,
-        force=force,
-        workers=settings.parse_workers if workers is None else workers,
-    )
+    return _run_sources(settings, "ingest", sources, force=force, workers=workers)
 
 
 @main.command()
@@ -148,11 +140,23 @@ def run(
     workers: int | None,
 ) -> int:
     """The scheduled job: migrate, ingest SOURCE..., then aggregate."""
-    files = resolve_sources(sources)
+    return _run_sources(settings, "run", sources, force=force, full=full, workers=workers)
+
+
+def _run_sources(
+    settings: Settings,
+    command: str,
+    sources: tuple[str, ...],
+    *,
+    force: bool,
+    workers: int | None,
+    full: bool = False,
+) -> int:
     return run_job(
         make_engine(settings.database_url),
-        "run",
-        sources=files,
+        command,
+        sources=resolve_sources(sources),
+        do_aggregate=command == "run",
         force=force,
         full=full,
         workers=settings.parse_workers if workers is None else workers,

@@ -121,6 +121,16 @@ def parse_for_loading(data: bytes, station_id: str, payload_format: PayloadForma
     return parsed
 
 
+def _fields(body: bytes) -> list[bytes]:
+    """Every field of a canonical body in order: column k is every fourth from k."""
+    return body.replace(b"\n", b"\t").split(b"\t")
+
+
+def _iso_date_bytes(raw: bytes) -> bytes:
+    day = raw.strip()
+    return day[:4] + b"-" + day[4:6] + b"-" + day[6:8]
+
+
 def make_payload(body: bytes, payload_format: PayloadFormat) -> bytes:
     """The canonical lines in the form a loader hands to its database."""
     return json_rows(body) if payload_format == "json" else tsv_rows(body)
@@ -134,11 +144,10 @@ def tsv_rows(body: bytes) -> bytes:
     """
     if not body:
         return b""
-    fields = body.replace(b"\n", b"\t").split(b"\t")
+    fields = _fields(body)
     dates = fields[0::4]
     for raw in set(dates).difference(_tsv_dates):
-        day = raw.strip()
-        _tsv_dates[raw] = day[:4] + b"-" + day[4:6] + b"-" + day[6:8]
+        _tsv_dates[raw] = _iso_date_bytes(raw)
     for raw in set(fields).difference(_tsv_values).difference(_tsv_dates):
         token = raw.strip()
         _tsv_values[raw] = b"\\N" if token == b"%d" % MISSING else token
@@ -158,11 +167,10 @@ def json_rows(body: bytes) -> bytes:
     """
     if not body:
         return b"[]"
-    fields = body.replace(b"\n", b"\t").split(b"\t")
+    fields = _fields(body)
     dates = fields[0::4]
     for raw in set(dates).difference(_json_row_start):
-        day = raw.strip()
-        _json_row_start[raw] = b'["' + day[:4] + b"-" + day[4:6] + b"-" + day[6:8] + b'"'
+        _json_row_start[raw] = b'["' + _iso_date_bytes(raw) + b'"'
     for raw in set(fields[3::4]).difference(_json_row_end):
         _json_row_end[raw] = raw + b"]"
     fields[0::4] = map(_json_row_start.__getitem__, dates)
@@ -199,7 +207,7 @@ def _parse_fast(body: bytes, station_id: str) -> ParsedFile | None:
     if not all(_CLEAN_SHAPE.fullmatch(shape) for shape in shapes):
         return None  # a blank line, a wrong field count, a stray character: explain per line
     # Every line now has exactly four fields, so column k is every fourth field from k.
-    fields = body.replace(b"\n", b"\t").split(b"\t")
+    fields = _fields(body)
     dates = fields[0::4]
     years = _years_of_valid_dates(dates)
     if years is None or not all(_all_valid(k, fields[k + 1 :: 4]) for k in range(3)):

@@ -143,6 +143,26 @@ def run(
     return _run_sources(settings, "run", sources, force=force, full=full, workers=workers)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="gunicorn worker processes (default: two per core, plus one).",
+)
+@database_url_option
+@_command
+def serve(settings: Settings, host: str, port: int, workers: int | None) -> int:
+    """Serve the REST API under gunicorn (the same database settings as the job)."""
+    from wxhub.api.server import default_workers  # noqa: PLC0415  (the job never needs Flask)
+    from wxhub.api.server import serve as serve_api  # noqa: PLC0415
+
+    serve_api(settings, host=host, port=port, workers=workers or default_workers())
+    return 0
+
+
 def _run_sources(
     settings: Settings,
     command: str,

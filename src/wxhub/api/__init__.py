@@ -1,0 +1,1 @@
+"""The REST API: a Flask application factory, one blueprint per resource under routes/."""

@@ -1,0 +1,29 @@
+"""``python -m wxhub.api``: the container's API entry point, configured by the environment.
+
+Binds 0.0.0.0 (the container's network is the boundary; the load balancer's security group
+is the only way in), port ``PORT`` or 8000, ``WEB_CONCURRENCY`` workers (default: two per
+core plus one).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from wxhub.api.server import DEFAULT_PORT, default_workers, serve
+from wxhub.config import ConfigError, load_settings
+
+
+def main() -> None:
+    try:
+        settings = load_settings()
+        port = int(os.environ.get("PORT", DEFAULT_PORT))
+        workers = int(os.environ.get("WEB_CONCURRENCY", default_workers()))
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    serve(settings, host="0.0.0.0", port=port, workers=workers)  # noqa: S104  (see docstring)
+
+
+if __name__ == "__main__":
+    main()

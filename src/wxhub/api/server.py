@@ -1,0 +1,56 @@
+"""Run the API under gunicorn: ``wxhub serve`` and ``python -m wxhub.api`` both come here.
+
+Each gunicorn worker builds its own app (and so its own database connection pool) after the
+fork; nothing that holds a connection is ever shared between processes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from wxhub.api.app import create_app
+from wxhub.config import Settings
+from wxhub.observability import configure_logging
+
+DEFAULT_PORT = 8000
+# A request that takes longer than this is killed and logged by gunicorn.
+WORKER_TIMEOUT_S = 30
+
+
+def default_workers() -> int:
+    """gunicorn's rule of thumb for sync workers: two per core, plus one."""
+    return 2 * (os.cpu_count() or 1) + 1
+
+
+class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        configure_logging(self.settings)
+        return create_app(self.settings)
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
+    """Serve the API until interrupted."""
+    _Server(
+        settings,
+        {
+            "bind": f"{host}:{port}",
+            "workers": workers,
+            "timeout": WORKER_TIMEOUT_S,
+            "graceful_timeout": WORKER_TIMEOUT_S,
+            "accesslog": None,  # the app writes its own JSON access log
+            "proc_name": "wxhub-api",
+        },
+    ).run()

@@ -598,3 +598,26 @@ def test_full_data_set_statistics_equal_an_independent_computation(
         365,
     )
     assert _pending(engine) == set()
+
+
+def test_observation_days_count_every_stored_day_even_one_with_every_value_missing(
+    engine: Engine,
+) -> None:
+    _insert_days(
+        engine,
+        "S9",
+        2003,
+        max_temps=[10, None, 30],
+        min_temps=[1, None, 3],
+        precipitation=[0, None, 0],
+    )
+
+    run_aggregation(engine)
+
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(
+                weather_yearly_stats.c.max_temp_days, weather_yearly_stats.c.observation_days
+            ).where(weather_yearly_stats.c.station_id == "S9")
+        ).one()
+    assert tuple(row) == (2, 3)

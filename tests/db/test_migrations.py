@@ -13,6 +13,7 @@ from sqlalchemy import Engine, Table, func, insert, inspect, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from wxhub.aggregation.main import run_aggregation
 from wxhub.db import migrate
 from wxhub.db.engine import make_engine
 from wxhub.db.schema import (
@@ -253,3 +254,28 @@ def test_station_ids_differing_only_in_case_are_two_stations(
 
 def test_the_head_revision_constant_names_the_newest_migration_script() -> None:
     assert migrate.head_revision() == migrate.HEAD_REVISION
+
+
+def test_upgrading_from_0001_queues_every_station_year_so_the_next_aggregation_counts_days(
+    empty_engine: Engine,
+) -> None:
+    config = migrate.alembic_config()
+    with empty_engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+    with empty_engine.begin() as conn:
+        conn.execute(insert(weather_observations).values(_observation()))
+        conn.execute(
+            text(
+                "INSERT INTO weather_yearly_stats (station_id, year, max_temp_days, "
+                "min_temp_days, precipitation_days) VALUES ('USC1', :year, 1, 1, 1)"
+            ),
+            {"year": DAY.year},
+        )
+
+    migrate.upgrade(empty_engine)
+
+    assert run_aggregation(empty_engine) == 1
+    with empty_engine.connect() as conn:
+        days = conn.execute(select(weather_yearly_stats.c.observation_days)).scalar_one()
+    assert days == 1

@@ -77,8 +77,8 @@ _MEASURES = {
 
 
 def _sums_and_counts() -> list[Any]:
-    """The six aggregates everything is derived from (each computed once per row)."""
-    columns: list[Any] = []
+    """The seven aggregates everything is derived from (each computed once per row)."""
+    columns: list[Any] = [func.count().label("observation_n")]
     for name, column in _MEASURES.items():
         columns += [func.sum(column).label(f"{name}_sum"), func.count(column).label(f"{name}_n")]
     return columns
@@ -130,6 +130,7 @@ def _grouped_statistics(dialect: str) -> Any:
         sums.max_temp_n.label("max_temp_days"),
         sums.min_temp_n.label("min_temp_days"),
         sums.precipitation_n.label("precipitation_days"),
+        sums.observation_n.label("observation_days"),
     )
 
 
@@ -140,6 +141,7 @@ STAT_COLUMNS = (
     "max_temp_days",
     "min_temp_days",
     "precipitation_days",
+    "observation_days",
 )
 
 

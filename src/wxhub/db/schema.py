@@ -96,6 +96,9 @@ weather_yearly_stats = Table(
     Column("max_temp_days", SmallInteger, nullable=False),
     Column("min_temp_days", SmallInteger, nullable=False),
     Column("precipitation_days", SmallInteger, nullable=False),
+    # Every stored day of the year, even one with all three values missing: the API's
+    # page counts and totals are sums of these, so it never counts the observations table.
+    Column("observation_days", SmallInteger, nullable=False, server_default="0"),
     comment="One row per station and year; a statistic with no contributing day is NULL.",
     **_MYSQL_TABLE_OPTIONS,
 )

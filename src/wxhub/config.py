@@ -44,6 +44,8 @@ class Settings:
     log_format: LogFormat = "auto"
     # Parser processes beside the loader; None lets the job decide (one on a multi-core host).
     parse_workers: int | None = None
+    # Serve /api/openapi.json and Swagger UI at /api/docs (off for private deployments).
+    api_docs: bool = True
     extra_secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @property
@@ -84,6 +86,7 @@ def load_settings(
         database_url=url,
         database_url_source=source,
         log_format=log_format,
+        api_docs=_bool_setting(env, "WXHUB_API_DOCS", default=True),
         parse_workers=(
             _int_setting(env, "WXHUB_PARSE_WORKERS", default=0, minimum=0)
             if env.get("WXHUB_PARSE_WORKERS", "").strip()
@@ -133,6 +136,17 @@ def _url_from_parts(env: Mapping[str, str]) -> URL:
         database=env.get("DB_NAME") or DEFAULT_DB_NAME,
         query={"charset": "utf8mb4"},
     )
+
+
+def _bool_setting(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not one of on/off, true/false, yes/no, 1/0")
 
 
 def _int_setting(env: Mapping[str, str], name: str, *, default: int, minimum: int) -> int:

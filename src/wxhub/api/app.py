@@ -11,11 +11,17 @@ import time
 import uuid
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, render_template_string, request
+from flask_openapi3.models.info import Info
+from flask_openapi3.openapi import OpenAPI
+from flask_openapi3_swagger.templates import swagger_html_string
+from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from wxhub.api.errors import register_error_handlers
-from wxhub.api.routes import health
+from wxhub import __version__
+from wxhub.api.errors import problem, register_error_handlers
+from wxhub.api.routes import health, stations, stats, weather
+from wxhub.api.schemas import Problem
 from wxhub.config import Settings, load_settings
 from wxhub.db.engine import make_engine
 
@@ -30,14 +36,51 @@ API_DB_CONNECT_TIMEOUT_S = 3
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Flask:
     """A configured API application."""
     settings = settings or load_settings()
-    app = Flask(__name__)
+    app = OpenAPI(
+        __name__,
+        info=Info(title="wxhub", version=__version__, description=API_DESCRIPTION),
+        doc_prefix="/api",
+        doc_url="/openapi.json",
+        doc_ui=settings.api_docs,
+        validation_error_status=400,
+        validation_error_model=Problem,
+        validation_error_callback=_invalid_parameter,
+    )
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep documented field order
     app.extensions["wxhub.settings"] = settings
     app.extensions["wxhub.engine"] = engine or _api_engine(settings)
     register_error_handlers(app)
     _register_request_id_and_access_log(app)
     app.register_blueprint(health.bp)
+    for blueprint in (weather.bp, stats.bp, stations.bp):
+        app.register_api(blueprint)
+    if settings.api_docs:
+        app.add_url_rule("/api/docs", "docs", _swagger_ui)
     return app
+
+
+API_DESCRIPTION = (
+    "Daily weather observations of NOAA stations and their yearly statistics. Every list is "
+    "paged the same way (`page`, `page_size`, and `next`/`prev` links, also in a `Link` "
+    "header); every error is an RFC 9457 `application/problem+json` document."
+)
+
+
+def _swagger_ui() -> str:
+    """Swagger UI from the assets the app serves itself (no CDN: works offline)."""
+    return render_template_string(
+        swagger_html_string, doc_url="/api/openapi.json", swagger_config={}, oauth_config={}
+    )
+
+
+def _invalid_parameter(error: ValidationError) -> Response:
+    first = error.errors()[0]
+    location = [str(part) for part in first.get("loc", ()) if part != "__root__"]
+    message = first.get("msg", "invalid value").removeprefix("Value error, ")
+    # A check across parameters has no location; its message starts with the one at fault.
+    parameter = location[-1] if location else message.split(" ", 1)[0]
+    detail = f"{parameter}: {message}" if parameter else message
+    return problem(400, "Invalid request", detail, parameter=parameter)
 
 
 def _api_engine(settings: Settings) -> Engine:

@@ -1,0 +1,174 @@
+"""Query parameters and response bodies, as pydantic models.
+
+The routes validate their parameters with these, and the OpenAPI document is generated from
+them, so the documentation cannot drift from what the code accepts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from wxhub.domain import STATION_ID_MAX_LENGTH, STATION_ID_PATTERN
+
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+MAX_STATIONS_PER_QUERY = 200
+MIN_YEAR, MAX_YEAR = 1763, 2100
+_STATION_LIST_MAX = MAX_STATIONS_PER_QUERY * (STATION_ID_MAX_LENGTH + 1)
+
+
+class PageQuery(BaseModel):
+    """The pagination parameters every list takes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    page: int = Field(1, ge=1, le=10_000_000, description="Page number, from 1.")
+    page_size: int = Field(
+        DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Items per page (at most 1000)."
+    )
+    cursor: str | None = Field(
+        None,
+        max_length=512,
+        description="Opaque position from a `next` or `prev` link; overrides `page`.",
+    )
+
+    def filters(self) -> dict[str, Any]:
+        """The filters as they appear in links (everything but the paging)."""
+        values = self.model_dump(mode="json", exclude={"page", "page_size", "cursor"})
+        return {k: v for k, v in values.items() if v is not None}
+
+
+def _station_ids(value: str | None) -> str | None:
+    if value is None:
+        return None
+    ids = value.split(",")
+    if len(ids) > MAX_STATIONS_PER_QUERY:
+        raise ValueError(f"at most {MAX_STATIONS_PER_QUERY} station ids per request")
+    for station_id in ids:
+        if not STATION_ID_PATTERN.fullmatch(station_id):
+            raise ValueError(
+                f"{station_id[:30]!r} is not a station id (letters, digits, '_' or '-', "
+                f"1 to {STATION_ID_MAX_LENGTH} characters; several separated by commas)"
+            )
+    return ",".join(dict.fromkeys(ids))
+
+
+class StationFilter(PageQuery):
+    station_id: str | None = Field(
+        None,
+        max_length=_STATION_LIST_MAX,
+        description="One station id, or several separated by commas, e.g. USC00110072.",
+    )
+
+    @field_validator("station_id")
+    @classmethod
+    def _check_station_ids(cls, value: str | None) -> str | None:
+        return _station_ids(value)
+
+    def station_ids(self) -> list[str] | None:
+        return None if self.station_id is None else self.station_id.split(",")
+
+
+class WeatherQuery(StationFilter):
+    date: dt.date | None = Field(None, description="One day, YYYY-MM-DD.")
+    start_date: dt.date | None = Field(None, description="First day, inclusive, YYYY-MM-DD.")
+    end_date: dt.date | None = Field(None, description="Last day, inclusive, YYYY-MM-DD.")
+
+    @model_validator(mode="after")
+    def _dates_agree(self) -> WeatherQuery:
+        if self.date is not None and (self.start_date or self.end_date):
+            raise ValueError("date cannot be combined with start_date or end_date")
+        if self.start_date and self.end_date and self.start_date > self.end_date:
+            raise ValueError("start_date is after end_date")
+        return self
+
+    def date_range(self) -> tuple[dt.date | None, dt.date | None]:
+        if self.date is not None:
+            return self.date, self.date
+        return self.start_date, self.end_date
+
+
+class StatsQuery(StationFilter):
+    year: int | None = Field(None, ge=MIN_YEAR, le=MAX_YEAR, description="One year.")
+    start_year: int | None = Field(None, ge=MIN_YEAR, le=MAX_YEAR, description="First year.")
+    end_year: int | None = Field(None, ge=MIN_YEAR, le=MAX_YEAR, description="Last year.")
+
+    @model_validator(mode="after")
+    def _years_agree(self) -> StatsQuery:
+        if self.year is not None and (self.start_year or self.end_year):
+            raise ValueError("year cannot be combined with start_year or end_year")
+        if self.start_year and self.end_year and self.start_year > self.end_year:
+            raise ValueError("start_year is after end_year")
+        return self
+
+    def year_range(self) -> tuple[int | None, int | None]:
+        if self.year is not None:
+            return self.year, self.year
+        return self.start_year, self.end_year
+
+
+class StationsQuery(PageQuery):
+    pass
+
+
+class Pagination(BaseModel):
+    page: int
+    page_size: int
+    total: int = Field(description="Items matching the filters, over all pages.")
+    next: str | None = Field(description="Relative URL of the next page; null on the last.")
+    prev: str | None = Field(description="Relative URL of the previous page; null on the first.")
+
+
+class Observation(BaseModel):
+    station_id: str = Field(examples=["USC00110072"])
+    date: dt.date
+    max_temp_c: float | None = Field(description="Maximum temperature, degrees Celsius.")
+    min_temp_c: float | None = Field(description="Minimum temperature, degrees Celsius.")
+    precipitation_mm: float | None = Field(description="Precipitation, millimetres.")
+
+
+class YearlyStats(BaseModel):
+    station_id: str
+    year: int
+    avg_max_temp_c: float | None
+    avg_min_temp_c: float | None
+    total_precipitation_cm: float | None
+    max_temp_days: int = Field(description="Days with a maximum temperature.")
+    min_temp_days: int = Field(description="Days with a minimum temperature.")
+    precipitation_days: int = Field(description="Days with a precipitation value.")
+
+
+class Station(BaseModel):
+    station_id: str
+    first_date: dt.date | None
+    last_date: dt.date | None
+    observations: int
+
+
+class ObservationPage(BaseModel):
+    data: list[Observation]
+    pagination: Pagination
+
+
+class YearlyStatsPage(BaseModel):
+    data: list[YearlyStats]
+    pagination: Pagination
+
+
+class StationPage(BaseModel):
+    data: list[Station]
+    pagination: Pagination
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    parameter: str | None = Field(None, description="The query parameter at fault.")
+    request_id: str | None = Field(None, description="Quote it when reporting an error.")

@@ -1,0 +1,295 @@
+"""The list endpoints: filters, pagination, errors, on SQLite and MariaDB, small fixture."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import Engine
+
+from tests.conftest import noaa_line, write_station
+from wxhub.api.app import create_app
+from wxhub.config import load_settings
+from wxhub.ingestion.sources import resolve_sources
+from wxhub.job import run_job
+
+STATIONS = ("USC00000001", "USC00000002", "USC00000003")
+
+
+def _days(first: dt.date, count: int) -> list[dt.date]:
+    return [first + dt.timedelta(days=i) for i in range(count)]
+
+
+@pytest.fixture
+def client(engine: Engine, tmp_path: Path) -> FlaskClient:
+    """Three stations: 1 has 2000-12-30..2001-01-04, 2 has 2001-01-01..2001-01-03 with gaps
+    in values, 3 has one day in 1999."""
+    folder = tmp_path / "in"
+    write_station(
+        folder,
+        STATIONS[0],
+        [
+            noaa_line(d.strftime("%Y%m%d"), 10 + i, -10 - i, i)
+            for i, d in enumerate(_days(dt.date(2000, 12, 30), 6))
+        ],
+    )
+    write_station(
+        folder,
+        STATIONS[1],
+        [
+            noaa_line("20010101", 255, -9999, 17),
+            noaa_line("20010102", -9999, -9999, -9999),
+            noaa_line("20010103", -31, -9999, 0),
+        ],
+    )
+    write_station(folder, STATIONS[2], [noaa_line("19990615", 300, 150, 1234)])
+    assert run_job(engine, "run", sources=resolve_sources([str(folder)])) == 0
+    settings = load_settings({"DATABASE_URL": engine.url.render_as_string(hide_password=False)})
+    return create_app(settings, engine=engine).test_client()
+
+
+def get(client: FlaskClient, url: str, status: int = 200) -> dict[str, Any]:
+    response = client.get(url)
+    assert response.status_code == status, response.get_data(as_text=True)
+    return response.json  # type: ignore[return-value]
+
+
+def follow(client: FlaskClient, url: str, rel: str = "next") -> list[dict[str, Any]]:
+    """Every page from ``url`` on, following ``rel`` links."""
+    pages = []
+    next_url: str | None = url
+    while next_url:
+        body = get(client, next_url)
+        pages.append(body)
+        next_url = body["pagination"][rel]
+    return pages
+
+
+def test_observations_are_ordered_by_station_then_date_with_units_converted(client):
+    body = get(client, "/api/weather")
+
+    keys = [(item["station_id"], item["date"]) for item in body["data"]]
+    assert keys == sorted(keys)
+    assert len(keys) == 10
+    second = next(item for item in body["data"] if item["station_id"] == STATIONS[1])
+    assert second == {
+        "station_id": STATIONS[1],
+        "date": "2001-01-01",
+        "max_temp_c": 25.5,
+        "min_temp_c": None,
+        "precipitation_mm": 1.7,
+    }
+    assert body["pagination"] == {
+        "page": 1,
+        "page_size": 100,
+        "total": 10,
+        "next": None,
+        "prev": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (f"station_id={STATIONS[1]}", 3),
+        (f"station_id={STATIONS[1]},{STATIONS[2]}", 4),
+        ("date=2001-01-01", 2),
+        ("start_date=2001-01-02", 5),
+        ("end_date=2000-12-31", 3),
+        ("start_date=2000-12-31&end_date=2001-01-02", 5),
+        (f"station_id={STATIONS[0]}&start_date=2001-01-01&end_date=2001-01-01", 1),
+        ("station_id=NOSUCHSTATION", 0),
+        ("date=1985-01-01", 0),
+    ],
+)
+def test_observation_filters_select_the_matching_days_and_total_counts_them(
+    client, query, expected
+):
+    body = get(client, f"/api/weather?{query}")
+
+    assert len(body["data"]) == expected
+    assert body["pagination"]["total"] == expected
+
+
+def test_following_next_visits_every_row_once_in_order_and_prev_walks_back(client):
+    everything = get(client, "/api/weather")["data"]
+
+    pages = follow(client, "/api/weather?page_size=3")
+    back = follow(client, pages[-1]["pagination"]["prev"], rel="prev")
+
+    assert [item for page in pages for item in page["data"]] == everything
+    assert [p["pagination"]["page"] for p in pages] == [1, 2, 3, 4]
+    assert pages[-1]["pagination"]["next"] is None
+    assert [p["data"] for p in back] == [p["data"] for p in reversed(pages[:-1])]
+    assert back[-1]["pagination"]["prev"] is None
+
+
+@pytest.mark.parametrize("page_size", [1, 2, 3, 4, 7])
+def test_jumping_to_page_n_gives_the_page_the_links_lead_to(client, page_size):
+    pages = follow(client, f"/api/weather?page_size={page_size}")
+
+    for number, page in enumerate(pages, start=1):
+        jumped = get(client, f"/api/weather?page_size={page_size}&page={number}")
+        assert jumped["data"] == page["data"]
+        assert jumped["pagination"]["total"] == 10
+
+
+def test_page_jumps_respect_a_date_range_that_cuts_years(client):
+    url = "/api/weather?start_date=2000-12-31&end_date=2001-01-02&page_size=2"
+    pages = follow(client, url)
+
+    for number, page in enumerate(pages, start=1):
+        assert get(client, f"{url}&page={number}")["data"] == page["data"]
+
+
+def test_a_page_beyond_the_end_is_empty_with_a_link_back(client):
+    body = get(client, "/api/weather?page_size=3&page=9")
+
+    assert body["data"] == []
+    assert body["pagination"]["next"] is None
+    assert "page=4" in body["pagination"]["prev"]
+
+
+def test_links_are_also_in_an_rfc_8288_link_header(client):
+    response = client.get("/api/weather?page_size=3&page=2")
+    body = response.json
+
+    assert response.headers["Link"] == (
+        f'<{body["pagination"]["next"]}>; rel="next", <{body["pagination"]["prev"]}>; rel="prev"'
+    )
+
+
+def test_a_tampered_cursor_is_a_400_naming_the_cursor(client):
+    cursor = get(client, "/api/weather?page_size=3")["pagination"]["next"].split("cursor=")[1]
+    raw = bytearray(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    raw[-5] ^= 1
+    tampered = base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
+
+    for bad in (tampered, "not-a-cursor", "A" * 40):
+        body = get(client, f"/api/weather?page_size=3&cursor={bad}", 400)
+        assert body["parameter"] == "cursor"
+
+
+def test_a_cursor_used_with_other_filters_is_refused(client):
+    next_url = get(client, "/api/weather?page_size=3")["pagination"]["next"]
+
+    body = get(client, f"{next_url}&station_id={STATIONS[0]}", 400)
+
+    assert body["parameter"] == "cursor"
+
+
+def test_yearly_statistics_filter_by_station_and_years(client):
+    body = get(client, f"/api/weather/stats?station_id={STATIONS[0]}")
+
+    assert [(s["year"], s["max_temp_days"]) for s in body["data"]] == [(2000, 2), (2001, 4)]
+    assert body["data"][0]["avg_max_temp_c"] == 1.05  # (10 + 11) / 2 tenths
+    assert get(client, "/api/weather/stats?year=1999")["pagination"]["total"] == 1
+    assert (
+        get(client, "/api/weather/stats?start_year=2000&end_year=2000")["data"][0]["station_id"]
+        == STATIONS[0]
+    )
+    assert get(client, "/api/weather/stats?start_year=2001")["pagination"]["total"] == 2
+
+
+def test_statistics_with_no_contributing_day_are_null(client):
+    body = get(client, f"/api/weather/stats?station_id={STATIONS[1]}")
+
+    stats = body["data"][0]
+    assert stats["avg_min_temp_c"] is None
+    assert stats["min_temp_days"] == 0
+    assert stats["avg_max_temp_c"] == 11.2  # (255 - 31) / 2 tenths
+    assert stats["total_precipitation_cm"] == 0.17
+
+
+def test_statistics_pages_follow_and_jump_alike(client):
+    pages = follow(client, "/api/weather/stats?page_size=2")
+
+    assert sum(len(p["data"]) for p in pages) == 4
+    for number, page in enumerate(pages, start=1):
+        jumped = get(client, f"/api/weather/stats?page_size=2&page={number}")
+        assert jumped["data"] == page["data"]
+
+
+def test_stations_list_their_first_and_last_day_and_number_of_days(client):
+    body = get(client, "/api/stations")
+
+    assert body["data"] == [
+        {
+            "station_id": STATIONS[0],
+            "first_date": "2000-12-30",
+            "last_date": "2001-01-04",
+            "observations": 6,
+        },
+        {
+            "station_id": STATIONS[1],
+            "first_date": "2001-01-01",
+            "last_date": "2001-01-03",
+            "observations": 3,
+        },
+        {
+            "station_id": STATIONS[2],
+            "first_date": "1999-06-15",
+            "last_date": "1999-06-15",
+            "observations": 1,
+        },
+    ]
+    assert [p["data"][0]["station_id"] for p in follow(client, "/api/stations?page_size=1")] == [
+        *STATIONS
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "parameter"),
+    [
+        ("/api/weather?date=2001-02-30", "date"),
+        ("/api/weather?date=yesterday", "date"),
+        ("/api/weather?start_date=2001-01-02&end_date=2001-01-01", "start_date"),
+        ("/api/weather?date=2001-01-01&start_date=2001-01-01", "date"),
+        ("/api/weather?page=0", "page"),
+        ("/api/weather?page=-1", "page"),
+        ("/api/weather?page_size=0", "page_size"),
+        ("/api/weather?page_size=1001", "page_size"),
+        ("/api/weather?station_id=USC 1", "station_id"),
+        ("/api/weather?station_id=A,,B", "station_id"),
+        ("/api/weather?station_id=" + ",".join(f"S{i}" for i in range(201)), "station_id"),
+        ("/api/weather?stationid=USC00000001", "stationid"),
+        ("/api/weather/stats?year=1700", "year"),
+        ("/api/weather/stats?start_year=2001&end_year=2000", "start_year"),
+        ("/api/weather/stats?year=abc", "year"),
+        ("/api/stations?station_id=USC00000001", "station_id"),
+    ],
+)
+def test_an_invalid_parameter_is_a_400_problem_naming_it(client, url, parameter):
+    response = client.get(url)
+
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    assert response.json["parameter"] == parameter
+    assert response.json["status"] == 400
+    assert response.json["detail"]
+
+
+def test_the_openapi_document_describes_every_list_and_swagger_ui_is_served_locally(client):
+    spec = get(client, "/api/openapi.json")
+
+    assert {"/api/weather", "/api/weather/stats", "/api/stations"} <= set(spec["paths"])
+    parameters = {p["name"] for p in spec["paths"]["/api/weather"]["get"]["parameters"]}
+    assert parameters >= {"station_id", "date", "start_date", "end_date", "page", "page_size"}
+    page = client.get("/api/docs").get_data(as_text=True)
+    assert "swagger/js/swagger-ui-bundle.js" in page
+    assert "://" not in page.split("<body")[0].replace("http://www.w3.org", "")
+    assert client.get("/api/swagger/js/swagger-ui-bundle.js").status_code == 200
+
+
+def test_the_docs_can_be_turned_off(engine: Engine):
+    settings = load_settings(
+        {"DATABASE_URL": engine.url.render_as_string(hide_password=False), "WXHUB_API_DOCS": "off"}
+    )
+    client = create_app(settings, engine=engine).test_client()
+
+    assert client.get("/api/docs").status_code == 404
+    assert client.get("/api/openapi.json").status_code == 404

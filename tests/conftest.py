@@ -12,6 +12,7 @@ import gzip
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,13 @@ def mysql_server_url() -> URL:
 @pytest.fixture
 def mysql_database() -> Iterator[URL]:
     """A fresh, empty database on the MySQL server, dropped afterwards."""
+    with throwaway_mysql_database() as url:
+        yield url
+
+
+@contextmanager
+def throwaway_mysql_database() -> Iterator[URL]:
+    """A fresh, empty database on the MySQL server while the block runs."""
     server = mysql_server_url()
     name = f"wxhub_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server)

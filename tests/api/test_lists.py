@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from openapi_spec_validator import validate
 from sqlalchemy import Engine
 
 from tests.conftest import noaa_line, write_station
@@ -283,6 +284,10 @@ def test_the_openapi_document_describes_every_list_and_swagger_ui_is_served_loca
     assert "swagger/js/swagger-ui-bundle.js" in page
     assert "://" not in page.split("<body")[0].replace("http://www.w3.org", "")
     assert client.get("/api/swagger/js/swagger-ui-bundle.js").status_code == 200
+
+
+def test_the_openapi_document_is_valid_openapi_3(client):
+    validate(get(client, "/api/openapi.json"))
 
 
 def test_the_docs_can_be_turned_off(engine: Engine):

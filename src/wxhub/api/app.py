@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         doc_prefix="/api",
         doc_url="/openapi.json",
         doc_ui=settings.api_docs,
+        security_schemes={},  # none; an explicit empty map keeps the document valid
         validation_error_status=400,
         validation_error_model=Problem,
         validation_error_callback=_invalid_parameter,

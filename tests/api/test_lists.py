@@ -298,3 +298,34 @@ def test_the_docs_can_be_turned_off(engine: Engine):
 
     assert client.get("/api/docs").status_code == 404
     assert client.get("/api/openapi.json").status_code == 404
+
+
+def test_data_responses_carry_an_etag_and_answer_304_to_if_none_match(client):
+    first = client.get("/api/weather?station_id=USC00000001")
+    etag = first.headers["ETag"]
+
+    again = client.get("/api/weather?station_id=USC00000001", headers={"If-None-Match": etag})
+    other_query = client.get("/api/weather?station_id=USC00000002", headers={"If-None-Match": etag})
+
+    assert "max-age=" in first.headers["Cache-Control"]
+    assert again.status_code == 304
+    assert again.get_data() == b""
+    assert again.headers["ETag"] == etag
+    assert other_query.status_code == 200
+
+
+def test_the_etag_changes_only_when_a_run_writes_something(client, engine: Engine, tmp_path: Path):
+    url = f"/api/weather/stats?station_id={STATIONS[2]}"
+    before = client.get(url).headers["ETag"]
+    folder = tmp_path / "in"
+
+    run_job(engine, "run", sources=resolve_sources([str(folder)]))  # nothing new
+    unchanged = client.get(url).headers["ETag"]
+    write_station(tmp_path / "fix", STATIONS[2], [noaa_line("19990615", 301, 150, 1234)])
+    run_job(engine, "run", sources=resolve_sources([str(tmp_path / "fix")]))
+    after = client.get(url, headers={"If-None-Match": before})
+
+    assert unchanged == before
+    assert after.status_code == 200
+    assert after.headers["ETag"] != before
+    assert after.json["data"][0]["avg_max_temp_c"] == 30.1

@@ -30,7 +30,12 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 from sqlalchemy.types import Date
 
-from wxhub.db.schema import aggregation_pending, weather_observations, weather_yearly_stats
+from wxhub.db.schema import (
+    aggregation_pending,
+    bump_data_version,
+    weather_observations,
+    weather_yearly_stats,
+)
 from wxhub.db.sql import int_div, upsert
 
 obs = weather_observations
@@ -179,4 +184,5 @@ def aggregate(conn: Connection, *, full: bool = False) -> int:
         )
     )
     conn.execute(delete(pending))
+    bump_data_version(conn)
     return int(count)

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from wxhub import __version__
+from wxhub.api import db
 from wxhub.api.errors import problem, register_error_handlers
 from wxhub.api.routes import health, stations, stats, weather
 from wxhub.api.schemas import Problem
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.extensions["wxhub.settings"] = settings
     app.extensions["wxhub.engine"] = engine or _api_engine(settings)
     register_error_handlers(app)
+    db.register(app)
     _register_request_id_and_access_log(app)
     app.register_blueprint(health.bp)
     for blueprint in (weather.bp, stats.bp, stations.bp):

@@ -16,6 +16,7 @@ from flask import Response, jsonify
 from sqlalchemy import Connection, Row, Select
 from sqlalchemy.sql.elements import ColumnElement
 
+from wxhub.api.caching import with_cache_headers
 from wxhub.api.pagination import (
     Cursor,
     Key,
@@ -101,7 +102,7 @@ class Listing:
         header = link_header(next_url, prev_url)
         if header:
             response.headers["Link"] = header
-        return response
+        return with_cache_headers(response, "json")
 
     def _key(self, row: Row[Any]) -> Key:
         return tuple(row._mapping[column] for column in self.key_columns)

@@ -167,3 +167,17 @@ aggregation_pending = Table(
     comment="Station-years changed since their statistics were last computed.",
     **_MYSQL_TABLE_OPTIONS,
 )
+
+data_version = Table(
+    "data_version",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
+    comment="One row: a counter bumped by every transaction that changes served data.",
+    **_MYSQL_TABLE_OPTIONS,
+)
+
+
+def bump_data_version(conn: Any) -> None:
+    """Mark, inside the caller's transaction, that served data changed (new ETags)."""
+    conn.execute(data_version.update().values(version=data_version.c.version + 1))

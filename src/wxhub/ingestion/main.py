@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from wxhub.db.schema import bump_data_version
 from wxhub.ingestion import ledger
 from wxhub.ingestion.loader import LoadCounts, Loader, make_loader
 from wxhub.ingestion.parser import ParsedFile, PayloadFormat, parse_for_loading
@@ -109,6 +110,8 @@ def _load(
     try:
         with conn.begin():
             counts = loader.load(parsed)
+            if counts.inserted or counts.updated:
+                bump_data_version(conn)
             ledger.record_file(
                 conn,
                 run_id=run_id,

@@ -13,6 +13,7 @@ from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 from sqlalchemy import Row, func, select
 
+from wxhub.api.caching import not_modified
 from wxhub.api.db import connection
 from wxhub.api.listing import Listing, PageRequest
 from wxhub.api.schemas import Problem, StationPage, StationsQuery
@@ -65,29 +66,32 @@ LISTING = Listing(
 )
 def list_stations(query: StationsQuery) -> Response:
     """Every station with data, by id, with its first and last day and number of days."""
+    cached = not_modified("json")
+    if cached is not None:
+        return cached
     base = select(
         _per_station.c.station_id,
         _first.label("first_date"),
         _last.label("last_date"),
         _per_station.c.observations,
     )
-    with connection() as conn:
-        total = conn.execute(select(func.count()).select_from(_per_station)).scalar_one()
+    conn = connection()
+    total = conn.execute(select(func.count()).select_from(_per_station)).scalar_one()
 
-        def first_key(offset: int) -> tuple[str] | None:
-            key = conn.execute(
-                select(_per_station.c.station_id)
-                .order_by(_per_station.c.station_id)
-                .limit(1)
-                .offset(offset)  # at most one row per station: a few hundred, never millions
-            ).scalar()
-            return None if key is None else (key,)
+    def first_key(offset: int) -> tuple[str] | None:
+        key = conn.execute(
+            select(_per_station.c.station_id)
+            .order_by(_per_station.c.station_id)
+            .limit(1)
+            .offset(offset)  # at most one row per station: a few hundred, never millions
+        ).scalar()
+        return None if key is None else (key,)
 
-        return LISTING.respond(
-            conn,
-            base,
-            query.filters(),
-            PageRequest(query.page, query.page_size, query.cursor),
-            total=total,
-            first_key_of_page=first_key,
-        )
+    return LISTING.respond(
+        conn,
+        base,
+        query.filters(),
+        PageRequest(query.page, query.page_size, query.cursor),
+        total=total,
+        first_key_of_page=first_key,
+    )

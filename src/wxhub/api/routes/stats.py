@@ -9,6 +9,7 @@ from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 from sqlalchemy import Row, func, select
 
+from wxhub.api.caching import not_modified
 from wxhub.api.db import connection
 from wxhub.api.listing import Listing, PageRequest
 from wxhub.api.schemas import Problem, StatsQuery, YearlyStatsPage
@@ -63,30 +64,33 @@ def _filtered(query: StatsQuery) -> list[Any]:
 def list_stats(query: StatsQuery) -> Response:
     """Average maximum and minimum temperature (degrees C) and total precipitation (cm)
     per station and year, with the number of days behind each; ordered by station, year."""
+    cached = not_modified("json")
+    if cached is not None:
+        return cached
     conditions = _filtered(query)
     base = select(*(stats.c[name] for name in _COLUMNS)).where(*conditions)
-    with connection() as conn:
-        total = conn.execute(select(func.count()).select_from(stats).where(*conditions)).one()[0]
+    conn = connection()
+    total = conn.execute(select(func.count()).select_from(stats).where(*conditions)).one()[0]
 
-        def first_key(offset: int) -> tuple[str, int] | None:
-            # The statistics table has one row per station-year (thousands, not millions).
-            row = conn.execute(
-                select(stats.c.station_id, stats.c.year)
-                .where(*conditions)
-                .order_by(stats.c.station_id, stats.c.year)
-                .limit(1)
-                .offset(offset)
-            ).first()
-            return None if row is None else (row.station_id, row.year)
+    def first_key(offset: int) -> tuple[str, int] | None:
+        # The statistics table has one row per station-year (thousands, not millions).
+        row = conn.execute(
+            select(stats.c.station_id, stats.c.year)
+            .where(*conditions)
+            .order_by(stats.c.station_id, stats.c.year)
+            .limit(1)
+            .offset(offset)
+        ).first()
+        return None if row is None else (row.station_id, row.year)
 
-        return LISTING.respond(
-            conn,
-            base,
-            query.filters(),
-            PageRequest(query.page, query.page_size, query.cursor),
-            total=int(total),
-            first_key_of_page=first_key,
-        )
+    return LISTING.respond(
+        conn,
+        base,
+        query.filters(),
+        PageRequest(query.page, query.page_size, query.cursor),
+        total=int(total),
+        first_key_of_page=first_key,
+    )
 
 
 _COLUMNS = (

@@ -92,3 +92,12 @@ def test_a_jump_within_a_date_range_lands_where_offset_would(client, full_engine
     window = obs.c.obs_date.between(dt.date(1990, 7, 15), dt.date(1996, 3, 2))
     assert keys(body) == offset_reference(full_engine, 776 * 250, 250, window)
     assert body["pagination"]["next"] is not None
+
+
+def test_the_csv_export_streams_all_rows(client: FlaskClient):
+    response = client.get("/api/weather?format=csv")
+    lines = 0
+    for chunk in response.response:  # type: ignore[union-attr]
+        lines += chunk.count("\n") if isinstance(chunk, str) else chunk.count(b"\n")
+
+    assert lines == 1_729_957 + 1

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import csv
 import datetime as dt
+import io
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 from sqlalchemy import Engine
+from werkzeug.test import TestResponse
 
 from tests.conftest import noaa_line, write_station
 from wxhub.api.app import create_app
@@ -329,3 +332,44 @@ def test_the_etag_changes_only_when_a_run_writes_something(client, engine: Engin
     assert after.status_code == 200
     assert after.headers["ETag"] != before
     assert after.json["data"][0]["avg_max_temp_c"] == 30.1
+
+
+def _csv_rows(response: TestResponse) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+
+
+def test_format_csv_streams_every_matching_row_without_pagination(client):
+    response = client.get(f"/api/weather?station_id={STATIONS[1]}&format=csv&page_size=1")
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    assert _csv_rows(response) == [
+        ["station_id", "date", "max_temp_c", "min_temp_c", "precipitation_mm"],
+        [STATIONS[1], "2001-01-01", "25.5", "", "1.7"],
+        [STATIONS[1], "2001-01-02", "", "", ""],
+        [STATIONS[1], "2001-01-03", "-3.1", "", "0.0"],
+    ]
+
+
+def test_accept_text_csv_asks_for_csv_too_and_has_its_own_etag(client):
+    as_csv = client.get("/api/weather", headers={"Accept": "text/csv"})
+    as_json = client.get("/api/weather")
+
+    assert as_csv.mimetype == "text/csv"
+    assert len(_csv_rows(as_csv)) == 11
+    assert as_json.mimetype == "application/json"
+    assert as_csv.headers["ETag"] != as_json.headers["ETag"]
+    assert "Accept" in as_csv.headers["Vary"]
+
+
+def test_statistics_export_as_csv(client):
+    rows = _csv_rows(client.get("/api/weather/stats?format=csv"))
+
+    assert rows[0][:3] == ["station_id", "year", "avg_max_temp_c"]
+    assert len(rows) == 5
+    assert rows[1][:2] == [STATIONS[0], "2000"]
+
+
+def test_an_unknown_format_is_a_400(client):
+    assert get(client, "/api/weather?format=xml", 400)["parameter"] == "format"

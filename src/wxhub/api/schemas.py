@@ -7,7 +7,7 @@ them, so the documentation cannot drift from what the code accepts.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -56,7 +56,19 @@ def _station_ids(value: str | None) -> str | None:
     return ",".join(dict.fromkeys(ids))
 
 
-class StationFilter(PageQuery):
+class CsvCapable(PageQuery):
+    format: Literal["json", "csv"] | None = Field(
+        None,
+        description="csv: every matching row as CSV, without pagination (as Accept: text/csv).",
+    )
+
+    def filters(self) -> dict[str, Any]:
+        values = super().filters()
+        values.pop("format", None)
+        return values
+
+
+class StationFilter(CsvCapable):
     station_id: str | None = Field(
         None,
         max_length=_STATION_LIST_MAX,

@@ -10,6 +10,7 @@ from flask_openapi3.models.tag import Tag
 from sqlalchemy import Row, func, select
 
 from wxhub.api.caching import not_modified
+from wxhub.api.csv_export import stream_csv, wants_csv
 from wxhub.api.db import connection
 from wxhub.api.listing import Listing, PageRequest
 from wxhub.api.schemas import Problem, StatsQuery, YearlyStatsPage
@@ -63,12 +64,17 @@ def _filtered(query: StatsQuery) -> list[Any]:
 )
 def list_stats(query: StatsQuery) -> Response:
     """Average maximum and minimum temperature (degrees C) and total precipitation (cm)
-    per station and year, with the number of days behind each; ordered by station, year."""
-    cached = not_modified("json")
+    per station and year, with the number of days behind each; ordered by station, year.
+    With format=csv (or Accept: text/csv), every matching row as CSV, without pagination."""
+    as_csv = wants_csv(query.format)
+    cached = not_modified("csv" if as_csv else "json")
     if cached is not None:
         return cached
     conditions = _filtered(query)
     base = select(*(stats.c[name] for name in _COLUMNS)).where(*conditions)
+    if as_csv:
+        ordered = base.order_by(stats.c.station_id, stats.c.year)
+        return stream_csv(ordered, _COLUMNS, lambda row: tuple(_item(row).values()), "stats.csv")
     conn = connection()
     total = conn.execute(select(func.count()).select_from(stats).where(*conditions)).one()[0]
 

@@ -19,6 +19,7 @@ from flask_openapi3.models.tag import Tag
 from sqlalchemy import Connection, Row, func, select
 
 from wxhub.api.caching import VersionedCache, not_modified
+from wxhub.api.csv_export import stream_csv, wants_csv
 from wxhub.api.db import connection
 from wxhub.api.listing import Listing, PageRequest
 from wxhub.api.schemas import ObservationPage, Problem, WeatherQuery
@@ -40,6 +41,19 @@ def _item(row: Row[Any]) -> dict[str, Any]:
         "min_temp_c": _tenths(row.min_temp_tenths_c),
         "precipitation_mm": _tenths(row.precipitation_tenths_mm),
     }
+
+
+CSV_HEADER = ("station_id", "date", "max_temp_c", "min_temp_c", "precipitation_mm")
+
+
+def _cells(row: Row[Any]) -> tuple[Any, ...]:
+    return (
+        row.station_id,
+        row.obs_date.isoformat(),
+        _tenths(row.max_temp_tenths_c),
+        _tenths(row.min_temp_tenths_c),
+        _tenths(row.precipitation_tenths_mm),
+    )
 
 
 LISTING = Listing(
@@ -143,8 +157,10 @@ class _Counts:
 )
 def list_weather(query: WeatherQuery) -> Response:
     """Daily maximum and minimum temperature (degrees C) and precipitation (mm) per station,
-    ordered by station, then date; null where a value is missing."""
-    cached = not_modified("json")
+    ordered by station, then date; null where a value is missing. With format=csv (or
+    Accept: text/csv), every matching row as CSV, streamed, without pagination."""
+    as_csv = wants_csv(query.format)
+    cached = not_modified("csv" if as_csv else "json")
     if cached is not None:
         return cached
     station_ids = query.station_ids()
@@ -157,6 +173,9 @@ def list_weather(query: WeatherQuery) -> Response:
     if end is not None:
         conditions.append(obs.c.obs_date <= end)
     base = select(obs).where(*conditions)
+    if as_csv:
+        ordered = base.order_by(obs.c.station_id, obs.c.obs_date)
+        return stream_csv(ordered, CSV_HEADER, _cells, "weather.csv")
     conn = connection()
     counts = _Counts(conn, station_ids, start, end)
     return LISTING.respond(

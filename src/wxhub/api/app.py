@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from wxhub import __version__
 from wxhub.api import db
-from wxhub.api.errors import problem, register_error_handlers
+from wxhub.api.errors import PROBLEM_JSON, problem, register_error_handlers
 from wxhub.api.routes import health, stations, stats, weather
 from wxhub.api.schemas import Problem
 from wxhub.config import Settings, load_settings
@@ -37,7 +37,7 @@ API_DB_CONNECT_TIMEOUT_S = 3
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Flask:
     """A configured API application."""
     settings = settings or load_settings()
-    app = OpenAPI(
+    app = _OpenAPI(
         __name__,
         info=Info(title="wxhub", version=__version__, description=API_DESCRIPTION),
         doc_prefix="/api",
@@ -60,6 +60,32 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     if settings.api_docs:
         app.add_url_rule("/api/docs", "docs", _swagger_ui)
     return app
+
+
+CSV_PATHS = ("/api/weather", "/api/weather/stats")
+
+
+class _OpenAPI(OpenAPI):
+    """The generated document, completed with what the generator cannot infer: problem
+    documents are ``application/problem+json``, the lists also answer ``text/csv``, and the
+    data endpoints answer 304 to a matching ``If-None-Match``."""
+
+    def generate_spec_json(self) -> None:
+        super().generate_spec_json()  # type: ignore[no-untyped-call]
+        for path, item in self.spec_json["paths"].items():
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                for status, response in responses.items():
+                    content = response.get("content", {})
+                    if int(status) >= 400 and "application/json" in content:
+                        schema = {"$ref": "#/components/schemas/Problem"}
+                        response["content"] = {PROBLEM_JSON: {"schema": schema}}
+                if path.startswith("/api/") and "200" in responses:
+                    responses["304"] = {"description": "Not modified: the ETag still matches."}
+                if path in CSV_PATHS and "200" in responses:
+                    responses["200"]["content"]["text/csv"] = {
+                        "schema": {"type": "string", "description": "A header row, then rows."}
+                    }
 
 
 API_DESCRIPTION = (

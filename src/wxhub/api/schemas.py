@@ -135,6 +135,20 @@ class Pagination(BaseModel):
 
 
 class Observation(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "station_id": "USC00110072",
+                    "date": "1985-01-01",
+                    "max_temp_c": -2.2,
+                    "min_temp_c": -12.8,
+                    "precipitation_mm": 9.4,
+                }
+            ]
+        }
+    )
+
     station_id: str = Field(examples=["USC00110072"])
     date: dt.date
     max_temp_c: float | None = Field(description="Maximum temperature, degrees Celsius.")
@@ -143,6 +157,23 @@ class Observation(BaseModel):
 
 
 class YearlyStats(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "station_id": "USC00110072",
+                    "year": 1985,
+                    "avg_max_temp_c": 15.33,
+                    "avg_min_temp_c": 4.33,
+                    "total_precipitation_cm": 78.01,
+                    "max_temp_days": 365,
+                    "min_temp_days": 363,
+                    "precipitation_days": 365,
+                }
+            ]
+        }
+    )
+
     station_id: str
     year: int
     avg_max_temp_c: float | None
@@ -154,6 +185,19 @@ class YearlyStats(BaseModel):
 
 
 class Station(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "station_id": "USC00110072",
+                    "first_date": "1985-01-01",
+                    "last_date": "2014-12-31",
+                    "observations": 10865,
+                }
+            ]
+        }
+    )
+
     station_id: str
     first_date: dt.date | None
     last_date: dt.date | None
@@ -177,6 +221,21 @@ class StationPage(BaseModel):
 
 class Problem(BaseModel):
     """An RFC 9457 problem document."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "about:blank",
+                    "title": "Invalid request",
+                    "status": 400,
+                    "detail": "page_size: Input should be less than or equal to 1000",
+                    "parameter": "page_size",
+                    "request_id": "1f0c9c1e6a5b4d0e9b0f2a7c3d4e5f60",
+                }
+            ]
+        }
+    )
 
     type: str = "about:blank"
     title: str

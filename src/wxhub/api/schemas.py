@@ -18,6 +18,8 @@ DEFAULT_PAGE_SIZE = 100
 MAX_STATIONS_PER_QUERY = 200
 MIN_YEAR, MAX_YEAR = 1763, 2100
 _STATION_LIST_MAX = MAX_STATIONS_PER_QUERY * (STATION_ID_MAX_LENGTH + 1)
+_ONE_ID = f"[A-Za-z0-9_-]{{1,{STATION_ID_MAX_LENGTH}}}"
+_STATION_LIST_PATTERN = f"^{_ONE_ID}(,{_ONE_ID}){{0,{MAX_STATIONS_PER_QUERY - 1}}}$"
 
 
 class PageQuery(BaseModel):
@@ -72,6 +74,8 @@ class StationFilter(CsvCapable):
     station_id: str | None = Field(
         None,
         max_length=_STATION_LIST_MAX,
+        # Documented here, checked by the validator below, which says which id is wrong.
+        json_schema_extra={"pattern": _STATION_LIST_PATTERN},
         description="One station id, or several separated by commas, e.g. USC00110072.",
     )
 

@@ -1,0 +1,57 @@
+"""Property-based conformance: schemathesis drives every operation of /api/openapi.json.
+
+For every generated request: no 500, and every response conforms to the documented schema
+(status code, content type, body, headers). Runs on the small fixture, on SQLite and MariaDB.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+from sqlalchemy import Engine
+
+from tests.conftest import noaa_line, write_station
+from wxhub.api.app import create_app
+from wxhub.config import load_settings
+from wxhub.ingestion.sources import resolve_sources
+from wxhub.job import run_job
+
+EXAMPLES_PER_OPERATION = 60
+
+
+@pytest.fixture
+def api_schema(engine: Engine, tmp_path: Path) -> Any:
+    folder = tmp_path / "in"
+    write_station(folder, "USC00000001", [noaa_line("20000101", 10, -20, 0)])
+    write_station(folder, "USC00000002", [noaa_line("20000101", -9999, 5, -9999)])
+    run_job(engine, "run", sources=resolve_sources([str(folder)]))
+    settings_ = load_settings({"DATABASE_URL": engine.url.render_as_string(hide_password=False)})
+    app = create_app(settings_, engine=engine)
+    return schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+
+
+# schemathesis's own pytest plugin does not run under pytest 9; its Python API does.
+def test_every_operation_conforms_to_the_openapi_document(api_schema: Any) -> None:
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    assert {op.path for op in operations} >= {"/api/weather", "/api/weather/stats"}
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def conforms(case: Any) -> None:
+            # What the issue asks: no 5xx, and every response as documented. Some requests
+            # valid for the schema are rightly refused, for rules OpenAPI cannot state: a
+            # cursor must be one of our links (it carries a checksum), and date/start_date,
+            # start <= end are checked across parameters. So that one check is left out.
+            case.call_and_validate(excluded_checks=[positive_data_acceptance])
+
+        conforms()

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run job test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv with wxhub and its development tools
 
-run: $(STAMP)  ## the main job on the embedded default: data/wx_data into ./wxhub.db (SQLite)
+run: job  ## the main job on the embedded default, then the API on http://127.0.0.1:8000/api/docs
+	$(BIN)/wxhub serve
+
+job: $(STAMP)  ## the main job only: data/wx_data into ./wxhub.db (SQLite), then yearly statistics
 	$(BIN)/wxhub run data/wx_data
 
 test: $(STAMP)  ## the test suite (MariaDB tests skip with a reason when no server answers)
@@ -27,6 +30,7 @@ lint: $(STAMP)  ## ruff (lint and format) and mypy
 
 bench: $(STAMP)  ## full-data benchmarks on SQLite and MariaDB; see docs/benchmarks.md
 	$(BIN)/python bench/bench_run.py
+	$(BIN)/python bench/bench_api.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info wxhub.db wxhub.db-wal wxhub.db-shm

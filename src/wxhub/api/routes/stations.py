@@ -30,14 +30,20 @@ _per_station = (
     .group_by(stats.c.station_id)
     .subquery("per_station")
 )
+# ORDER BY ... LIMIT 1 rather than MIN()/MAX(): MariaDB answers a correlated MIN() by
+# reading every day of the station (470 ms for the list); this is one index seek each.
 _first = (
-    select(func.min(obs.c.obs_date))
+    select(obs.c.obs_date)
     .where(obs.c.station_id == _per_station.c.station_id)
+    .order_by(obs.c.obs_date)
+    .limit(1)
     .scalar_subquery()
 )
 _last = (
-    select(func.max(obs.c.obs_date))
+    select(obs.c.obs_date)
     .where(obs.c.station_id == _per_station.c.station_id)
+    .order_by(obs.c.obs_date.desc())
+    .limit(1)
     .scalar_subquery()
 )
 

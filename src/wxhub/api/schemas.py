@@ -6,6 +6,7 @@ them, so the documentation cannot drift from what the code accepts.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from typing import Any, Literal
 
@@ -22,10 +23,22 @@ _ONE_ID = f"[A-Za-z0-9_-]{{1,{STATION_ID_MAX_LENGTH}}}"
 _STATION_LIST_PATTERN = f"^{_ONE_ID}(,{_ONE_ID}){{0,{MAX_STATIONS_PER_QUERY - 1}}}$"
 
 
+_JSON_SCHEMAS: dict[Any, dict[str, Any]] = {}
+
+
 class PageQuery(BaseModel):
     """The pagination parameters every list takes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Made once per model: flask-openapi3 asks for it on every request, and building it
+        cost 2.6 ms of a 4 ms request."""
+        key = (cls, args, tuple(sorted(kwargs.items())))
+        if key not in _JSON_SCHEMAS:
+            _JSON_SCHEMAS[key] = super().model_json_schema(*args, **kwargs)
+        return copy.deepcopy(_JSON_SCHEMAS[key])
 
     page: int = Field(1, ge=1, le=10_000_000, description="Page number, from 1.")
     page_size: int = Field(

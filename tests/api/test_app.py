@@ -165,4 +165,8 @@ def test_the_server_entry_points_answer_over_http(command: list[str], tmp_path: 
         assert not any(ch.isdigit() for ch in server_header)  # no server version disclosed
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        out, err = server.communicate(timeout=30)
+    lines = [line for line in (out + err).decode().splitlines() if line.strip()]
+    assert lines
+    for line in lines:
+        assert isinstance(json.loads(line), dict), line  # gunicorn's own lines are JSON too

@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from flask import Flask
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from wxhub.api.app import create_app
@@ -24,6 +25,17 @@ WORKER_TIMEOUT_S = 30
 def default_workers() -> int:
     """gunicorn's rule of thumb for sync workers: two per core, plus one."""
     return 2 * (os.cpu_count() or 1) + 1
+
+
+class _JsonLogger(glogging.Logger):  # type: ignore[misc]  # gunicorn ships no type hints
+    """gunicorn's own lines (start, workers, signals) through wxhub's handler: JSON lines
+    for CloudWatch like every other line, with secrets masked."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            logger.handlers.clear()
+            logger.propagate = True
 
 
 class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
@@ -43,6 +55,7 @@ class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     """Serve the API until interrupted."""
+    configure_logging(settings)
     _Server(
         settings,
         {
@@ -51,6 +64,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
             "timeout": WORKER_TIMEOUT_S,
             "graceful_timeout": WORKER_TIMEOUT_S,
             "accesslog": None,  # the app writes its own JSON access log
+            "logger_class": _JsonLogger,
             "proc_name": "wxhub-api",
         },
     ).run()

@@ -170,3 +170,14 @@ def test_the_server_entry_points_answer_over_http(command: list[str], tmp_path: 
     assert lines
     for line in lines:
         assert isinstance(json.loads(line), dict), line  # gunicorn's own lines are JSON too
+
+
+def test_a_database_without_the_schema_is_a_503_that_says_to_run_the_job(db_url: URL):
+    settings = load_settings({"DATABASE_URL": db_url.render_as_string(hide_password=False)})
+    client = create_app(settings).test_client()
+
+    response = client.get("/api/weather")
+
+    assert response.status_code == 503
+    assert response.mimetype == PROBLEM_JSON
+    assert "wxhub run" in response.json["detail"]

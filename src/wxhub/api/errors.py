@@ -73,6 +73,15 @@ def database_unavailable() -> Response:
     )
 
 
+# "no such table" (SQLite), 1146 "Table ... doesn't exist" (MySQL/MariaDB).
+_MISSING_TABLE_MARKERS = ("no such table", "1146")
+
+
+def _schema_missing(exc: DBAPIError) -> bool:
+    text = str(exc.orig)
+    return any(marker in text for marker in _MISSING_TABLE_MARKERS)
+
+
 def register_error_handlers(app: Flask) -> None:
     """Install the handlers that turn every error into a problem document."""
 
@@ -88,15 +97,20 @@ def register_error_handlers(app: Flask) -> None:
             response.headers["Allow"] = exc.get_response().headers["Allow"]
         return response
 
-    @app.errorhandler(OperationalError)
-    def _database_down(exc: OperationalError) -> Response:
-        log.warning("database unavailable: %s", exc.orig, extra={"event": "db_unavailable"})
-        return database_unavailable()
-
     @app.errorhandler(DBAPIError)
     def _database_error(exc: DBAPIError) -> Response:
-        if exc.connection_invalidated:
-            return _database_down(exc)  # type: ignore[arg-type]
+        if _schema_missing(exc):
+            log.error("database has no wxhub schema: %s", exc.orig, extra={"event": "no_schema"})
+            return problem(
+                503,
+                "Service unavailable",
+                "The database has no wxhub tables yet: run `wxhub run SOURCE...` (or "
+                "`wxhub migrate`) against it first.",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        if isinstance(exc, OperationalError) or exc.connection_invalidated:
+            log.warning("database unavailable: %s", exc.orig, extra={"event": "db_unavailable"})
+            return database_unavailable()
         return _unexpected(exc)
 
     @app.errorhandler(Exception)

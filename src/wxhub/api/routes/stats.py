@@ -36,6 +36,9 @@ def _item(row: Row[Any]) -> dict[str, Any]:
     }
 
 
+# The table's columns in the table's order, but the day count kept for the API's own paging.
+_COLUMNS = tuple(c.name for c in stats.c if c.name != "observation_days")
+
 LISTING = Listing(
     path="/api/weather/stats",
     key_columns=[stats.c.station_id, stats.c.year],
@@ -97,15 +100,3 @@ def list_stats(query: StatsQuery) -> Response:
         total=int(total),
         first_key_of_page=first_key,
     )
-
-
-_COLUMNS = (
-    "station_id",
-    "year",
-    "avg_max_temp_c",
-    "avg_min_temp_c",
-    "total_precipitation_cm",
-    "max_temp_days",
-    "min_temp_days",
-    "precipitation_days",
-)

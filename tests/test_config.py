@@ -123,6 +123,7 @@ def test_defaults_for_the_other_settings() -> None:
 
     assert settings.log_format == "auto"
     assert settings.parse_workers is None  # the job decides
+    assert settings.api_cache_mb == 32
 
 
 def test_process_environment_is_read_when_none_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -279,6 +280,16 @@ def test_non_integer_parse_workers_raises_config_error_naming_it(value: str) -> 
 )
 def test_parse_workers_is_read_as_an_integer(value: str, expected: int | None) -> None:
     assert load_settings({"WXHUB_PARSE_WORKERS": value}).parse_workers == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "lots"])
+def test_a_bad_api_cache_size_raises_config_error_naming_it(value: str) -> None:
+    with pytest.raises(ConfigError, match="WXHUB_API_CACHE_MB"):
+        load_settings({"WXHUB_API_CACHE_MB": value})
+
+
+def test_an_api_cache_size_of_zero_turns_the_cache_off() -> None:
+    assert load_settings({"WXHUB_API_CACHE_MB": "0"}).api_cache_mb == 0
 
 
 def test_config_error_is_a_value_error() -> None:

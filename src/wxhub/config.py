@@ -46,6 +46,8 @@ class Settings:
     parse_workers: int | None = None
     # Serve /api/openapi.json and Swagger UI at /api/docs (off for private deployments).
     api_docs: bool = True
+    # Answers each API worker keeps per data version (MiB); 0 turns the cache off.
+    api_cache_mb: int = 32
     extra_secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @property
@@ -87,6 +89,7 @@ def load_settings(
         database_url_source=source,
         log_format=log_format,
         api_docs=_bool_setting(env, "WXHUB_API_DOCS", default=True),
+        api_cache_mb=_int_setting(env, "WXHUB_API_CACHE_MB", default=32, minimum=0),
         parse_workers=(
             _int_setting(env, "WXHUB_PARSE_WORKERS", default=0, minimum=0)
             if env.get("WXHUB_PARSE_WORKERS", "").strip()

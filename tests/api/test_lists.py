@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from werkzeug.test import TestResponse
 
 from tests.conftest import noaa_line, write_station
 from wxhub.api.app import create_app
+from wxhub.api.caching import ResponseCache, StoredResponse
 from wxhub.config import load_settings
 from wxhub.ingestion.sources import resolve_sources
 from wxhub.job import run_job
@@ -373,3 +374,77 @@ def test_statistics_export_as_csv(client):
 
 def test_an_unknown_format_is_a_400(client):
     assert get(client, "/api/weather?format=xml", 400)["parameter"] == "format"
+
+
+def _statements(engine: Engine) -> list[str]:
+    """The queries the app sends from now on (a listener on the engine; SQLite's explicit
+    BEGIN is not a query)."""
+    sent: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            sent.append(statement)
+
+    return sent
+
+
+def test_a_repeated_request_is_answered_from_the_workers_cache_after_one_version_read(
+    client, engine: Engine
+):
+    url = f"/api/weather?station_id={STATIONS[0]}&page_size=2"
+    first = client.get(url)
+    sent = _statements(engine)
+
+    again = client.get(url, headers={"X-Request-ID": "second"})
+
+    assert again.status_code == 200
+    assert again.get_data() == first.get_data()
+    assert again.headers["Link"] == first.headers["Link"]
+    assert again.headers["ETag"] == first.headers["ETag"]
+    assert again.headers["X-Request-ID"] == "second"
+    assert len(sent) == 1
+    assert "data_version" in sent[0]
+
+
+def test_the_cache_is_keyed_by_query_and_representation(client):
+    as_json = client.get(f"/api/weather?station_id={STATIONS[1]}")
+    other = client.get(f"/api/weather?station_id={STATIONS[0]}")
+    as_csv = client.get(f"/api/weather?station_id={STATIONS[1]}", headers={"Accept": "text/csv"})
+    as_json_again = client.get(f"/api/weather?station_id={STATIONS[1]}")
+
+    assert other.json["data"][0]["station_id"] == STATIONS[0]
+    assert as_csv.mimetype == "text/csv"
+    assert as_json_again.mimetype == "application/json"
+    assert as_json_again.get_data() == as_json.get_data()
+
+
+def test_a_cache_budget_of_zero_builds_every_answer_afresh(engine: Engine, client):
+    settings = load_settings(
+        {
+            "DATABASE_URL": engine.url.render_as_string(hide_password=False),
+            "WXHUB_API_CACHE_MB": "0",
+        }
+    )
+    uncached = create_app(settings, engine=engine).test_client()
+    url = f"/api/weather/stats?station_id={STATIONS[0]}"
+    uncached.get(url)
+    sent = _statements(engine)
+
+    assert uncached.get(url).status_code == 200
+    assert len(sent) > 1
+
+
+def test_the_response_cache_keeps_within_its_budget_dropping_the_least_recently_used():
+    cache = ResponseCache(max_bytes=800)
+    for name in "abcdefgh":
+        cache.put(name, StoredResponse(b"x" * 100, "application/json", ()))
+    cache.get("a")
+    cache.put("i", StoredResponse(b"x" * 100, "application/json", ()))
+    cache.put("huge", StoredResponse(b"x" * 101, "application/json", ()))
+
+    assert cache.size_bytes <= 800
+    assert cache.get("a") is not None
+    assert cache.get("b") is None
+    assert cache.get("i") is not None
+    assert cache.get("huge") is None  # above an eighth of the budget: never kept

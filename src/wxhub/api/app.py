@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from wxhub import __version__
 from wxhub.api import db
+from wxhub.api.caching import ResponseCache
 from wxhub.api.errors import PROBLEM_JSON, problem, register_error_handlers
 from wxhub.api.routes import health, stations, stats, weather
 from wxhub.api.schemas import Problem
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep documented field order
     app.extensions["wxhub.settings"] = settings
     app.extensions["wxhub.engine"] = engine or _api_engine(settings)
+    app.extensions["wxhub.response_cache"] = ResponseCache(settings.api_cache_mb * 2**20)
     register_error_handlers(app)
     db.register(app)
     _register_request_id_and_access_log(app)

@@ -5,6 +5,10 @@ an ETag made of (data version, path, query, representation) changes exactly when
 can. A client that sends the ETag back in ``If-None-Match`` gets a 304 without the database
 doing more than one primary-key read. Between nights, shared caches may keep a response for
 ``MAX_AGE_S``; the job runs once a day, so an hour of staleness is the worst case.
+
+Each worker also keeps the answers it has built, keyed by that same ETag, within a budget
+(``WXHUB_API_CACHE_MB``): a popular page is built once per data version, after which it
+costs one primary-key read of the data version. Streamed CSV exports are never kept.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import TypeVar
 
-from flask import Response, request
+from flask import Response, current_app, g, request
 
 from wxhub.api.db import current_data_version
 
@@ -26,25 +31,97 @@ T = TypeVar("T")
 
 
 def current_etag(representation: str) -> str:
-    query = "&".join(f"{k}={v}" for k, v in sorted(request.args.items(multi=True)))
-    key = f"{current_data_version()}|{request.path}|{query}|{representation}"
-    return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+    """The ETag of this request's answer; computed once per request."""
+    etags: dict[str, str] = g.setdefault("etags", {})
+    if representation not in etags:
+        query = "&".join(f"{k}={v}" for k, v in sorted(request.args.items(multi=True)))
+        key = f"{current_data_version()}|{request.path}|{query}|{representation}"
+        etags[representation] = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+    return etags[representation]
 
 
-def not_modified(representation: str) -> Response | None:
-    """A 304 when the client's copy is current, else None (build the response)."""
+def cached_answer(representation: str) -> Response | None:
+    """A 304 when the client's copy is current, the stored answer when this worker has
+    already built it for the current data version, else None (build the response)."""
     etag = current_etag(representation)
     if etag in request.if_none_match:
-        response = Response(status=304)
-        return with_cache_headers(response, representation)
-    return None
+        return with_cache_headers(Response(status=304), representation)
+    stored = response_cache().get(etag)
+    if stored is None:
+        return None
+    response = Response(stored.body, mimetype=stored.mimetype)
+    response.headers.extend(stored.headers)
+    return with_cache_headers(response, representation)
 
 
 def with_cache_headers(response: Response, representation: str) -> Response:
-    response.set_etag(current_etag(representation))
+    """ETag, Cache-Control and Vary on a data response; a complete (not streamed) 200 is
+    also kept for the next request that asks the same of the same data version."""
+    etag = current_etag(representation)
+    response.set_etag(etag)
     response.headers["Cache-Control"] = CACHE_CONTROL
     response.vary.add("Accept")
+    if response.status_code == 200 and not response.is_streamed:
+        headers = response.headers
+        kept = [(name, headers[name]) for name in _KEPT_HEADERS if name in headers]
+        response_cache().put(
+            etag, StoredResponse(response.get_data(), response.mimetype or "", tuple(kept))
+        )
     return response
+
+
+# Headers that belong to the answer rather than to one exchange (the request id does not).
+_KEPT_HEADERS = ("Link", "Content-Disposition")
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    body: bytes
+    mimetype: str
+    headers: tuple[tuple[str, str], ...]
+
+
+class ResponseCache:
+    """Answers already built, keyed by their ETag, within a budget of bytes (LRU).
+
+    The ETag names the data version, so an entry can never be served for data it does not
+    describe: after the nightly run every key changes and the old entries simply age out.
+    One per worker process; a lock keeps the threaded development server safe.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size_bytes = 0
+        self._entries: OrderedDict[str, StoredResponse] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, etag: str) -> StoredResponse | None:
+        with self._lock:
+            stored = self._entries.get(etag)
+            if stored is not None:
+                self._entries.move_to_end(etag)
+            return stored
+
+    def put(self, etag: str, stored: StoredResponse) -> None:
+        size = len(stored.body)
+        if size > self.max_bytes // 8:  # one huge page must not flush everything else
+            return
+        with self._lock:
+            previous = self._entries.pop(etag, None)
+            if previous is not None:
+                self.size_bytes -= len(previous.body)
+            self._entries[etag] = stored
+            self.size_bytes += size
+            while self.size_bytes > self.max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self.size_bytes -= len(evicted.body)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def response_cache() -> ResponseCache:
+    return current_app.extensions["wxhub.response_cache"]  # type: ignore[no-any-return]
 
 
 class VersionedCache:

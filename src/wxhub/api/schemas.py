@@ -34,11 +34,16 @@ class PageQuery(BaseModel):
     @classmethod
     def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Made once per model: flask-openapi3 asks for it on every request, and building it
-        cost 2.6 ms of a 4 ms request."""
+        cost 2.6 ms of a 4 ms request.
+
+        The per-request call (no arguments) only reads the schema, so it gets the stored
+        one; the document generator (which passes arguments, once at start-up) gets a copy
+        it may change. Copying on every request cost 0.3 ms."""
         key = (cls, args, tuple(sorted(kwargs.items())))
         if key not in _JSON_SCHEMAS:
             _JSON_SCHEMAS[key] = super().model_json_schema(*args, **kwargs)
-        return copy.deepcopy(_JSON_SCHEMAS[key])
+        schema = _JSON_SCHEMAS[key]
+        return copy.deepcopy(schema) if args or kwargs else schema
 
     page: int = Field(1, ge=1, le=10_000_000, description="Page number, from 1.")
     page_size: int = Field(

@@ -13,7 +13,7 @@ from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 from sqlalchemy import Row, func, select
 
-from wxhub.api.caching import not_modified
+from wxhub.api.caching import VersionedCache, cached_answer
 from wxhub.api.db import connection
 from wxhub.api.listing import Listing, PageRequest
 from wxhub.api.schemas import Problem, StationPage, StationsQuery
@@ -57,6 +57,9 @@ def _item(row: Row[Any]) -> dict[str, Any]:
     }
 
 
+# The number of stations, for the current data version.
+_TOTALS = VersionedCache(max_entries=1)
+
 LISTING = Listing(
     path="/api/stations",
     key_columns=[_per_station.c.station_id],
@@ -72,7 +75,7 @@ LISTING = Listing(
 )
 def list_stations(query: StationsQuery) -> Response:
     """Every station with data, by id, with its first and last day and number of days."""
-    cached = not_modified("json")
+    cached = cached_answer("json")
     if cached is not None:
         return cached
     base = select(
@@ -82,7 +85,8 @@ def list_stations(query: StationsQuery) -> Response:
         _per_station.c.observations,
     )
     conn = connection()
-    total = conn.execute(select(func.count()).select_from(_per_station)).scalar_one()
+    count = select(func.count()).select_from(_per_station)
+    total = _TOTALS.get("stations", lambda: conn.execute(count).scalar_one())
 
     def first_key(offset: int) -> tuple[str] | None:
         key = conn.execute(

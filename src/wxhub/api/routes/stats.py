@@ -9,7 +9,7 @@ from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 from sqlalchemy import Row, func, select
 
-from wxhub.api.caching import not_modified
+from wxhub.api.caching import VersionedCache, cached_answer
 from wxhub.api.csv_export import stream_csv, wants_csv
 from wxhub.api.db import connection
 from wxhub.api.listing import Listing, PageRequest
@@ -60,6 +60,10 @@ def _filtered(query: StatsQuery) -> list[Any]:
     return conditions
 
 
+# Totals per filter for the current data version: a page costs its seek, not a count too.
+_TOTALS = VersionedCache()
+
+
 @bp.get(
     "/weather/stats",
     summary="Yearly statistics per station",
@@ -70,7 +74,7 @@ def list_stats(query: StatsQuery) -> Response:
     per station and year, with the number of days behind each; ordered by station, year.
     With format=csv (or Accept: text/csv), every matching row as CSV, without pagination."""
     as_csv = wants_csv(query.format)
-    cached = not_modified("csv" if as_csv else "json")
+    cached = cached_answer("csv" if as_csv else "json")
     if cached is not None:
         return cached
     conditions = _filtered(query)
@@ -79,7 +83,10 @@ def list_stats(query: StatsQuery) -> Response:
         ordered = base.order_by(stats.c.station_id, stats.c.year)
         return stream_csv(ordered, _COLUMNS, lambda row: tuple(_item(row).values()), "stats.csv")
     conn = connection()
-    total = conn.execute(select(func.count()).select_from(stats).where(*conditions)).one()[0]
+    total = _TOTALS.get(
+        tuple(sorted(query.filters().items())),
+        lambda: conn.execute(select(func.count()).select_from(stats).where(*conditions)).one()[0],
+    )
 
     def first_key(offset: int) -> tuple[str, int] | None:
         # The statistics table has one row per station-year (thousands, not millions).

@@ -18,7 +18,7 @@ from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 from sqlalchemy import Connection, Row, func, select
 
-from wxhub.api.caching import VersionedCache, not_modified
+from wxhub.api.caching import VersionedCache, cached_answer
 from wxhub.api.csv_export import stream_csv, wants_csv
 from wxhub.api.db import connection
 from wxhub.api.listing import Listing, PageRequest
@@ -160,7 +160,7 @@ def list_weather(query: WeatherQuery) -> Response:
     ordered by station, then date; null where a value is missing. With format=csv (or
     Accept: text/csv), every matching row as CSV, streamed, without pagination."""
     as_csv = wants_csv(query.format)
-    cached = not_modified("csv" if as_csv else "json")
+    cached = cached_answer("csv" if as_csv else "json")
     if cached is not None:
         return cached
     station_ids = query.station_ids()

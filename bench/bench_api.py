@@ -5,7 +5,11 @@ each endpoint below measure p50/p99 latency at concurrency 1 and throughput at c
 with wrk (`apt-get install wrk`). Beside it, the same pages the common way (COUNT(*) plus
 LIMIT/OFFSET) timed as SQL on the same database, so the difference is measured.
 
-    python bench/bench_api.py [--seconds 5] [--workers 5] [--skip-mysql]
+    python bench/bench_api.py [--seconds 5] [--workers N] [--threads 8] [--skip-mysql]
+
+Each backend is measured twice: as deployed (each worker keeps the answers it has built,
+keyed by ETag) and with that cache off (``WXHUB_API_CACHE_MB=0``), so every request builds
+its answer from the database: the cost of a first request, or of traffic that never repeats.
 
 Traffic goes to 127.0.0.1 only, for a bounded time.
 """
@@ -50,12 +54,18 @@ def get_json(url: str) -> dict:
 
 
 @contextmanager
-def server(database_url: str, workers: int) -> Iterator[str]:
+def server(database_url: str, workers: int | None, threads: int, cache_mb: int) -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "WXHUB_LOG_FORMAT": "json"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "WXHUB_LOG_FORMAT": "json",
+        "WXHUB_API_CACHE_MB": str(cache_mb),
+    }
     args = [sys.executable, "-m", "wxhub.cli", "serve", "--port", str(port)]
+    args += ["--threads", str(threads)] + (["--workers", str(workers)] if workers else [])
     process = subprocess.Popen(
-        [*args, "--workers", str(workers)],
+        args,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -121,8 +131,17 @@ def offset_alternative(database_url: str) -> list[tuple[str, float]]:
     return results
 
 
-def bench(label: str, database_url: str, seconds: int, workers: int) -> None:
-    with server(database_url, workers) as base:
+def calibration_s() -> float:
+    """Seconds for 10 million empty loop turns: this host's speed varies by 2x over a day."""
+    started = time.perf_counter()
+    for _ in range(10_000_000):
+        pass
+    return time.perf_counter() - started
+
+
+def bench(label: str, database_url: str, options: argparse.Namespace, cache_mb: int) -> None:
+    seconds = options.seconds
+    with server(database_url, options.workers, options.threads, cache_mb) as base:
         near_end = get_json(f"{base}/api/weather?page=17290")["pagination"]["next"]
         endpoints = [
             ("one station, first page", f"/api/weather?station_id={STATION}"),
@@ -135,13 +154,24 @@ def bench(label: str, database_url: str, seconds: int, workers: int) -> None:
             ("stats of one station", f"/api/weather/stats?station_id={STATION}"),
             ("station list", "/api/stations"),
         ]
-        print(f"\n### {label} ({workers} gunicorn workers, wrk {seconds} s per figure)\n")
+        kept = f"answers kept ({cache_mb} MiB per worker)" if cache_mb else "every answer built"
+        workers = options.workers or "default"
+        print(
+            f"\n### {label}, {kept} ({workers} workers x {options.threads} threads, "
+            f"wrk {seconds} s per figure, calibration {calibration_s():.2f} s)\n"
+        )
         print("| request | p50 ms (c=1) | p99 ms (c=1) | req/s (c=16) |")
         print("| --- | ---: | ---: | ---: |")
         for name, path in endpoints:
             p50, p99, _ = wrk(base + path, 1, seconds)
             _, _, rate = wrk(base + path, 16, seconds)
             print(f"| {name} | {p50:.2f} | {p99:.2f} | {rate:.0f} |")
+
+
+def bench_backend(label: str, database_url: str, options: argparse.Namespace) -> None:
+    load(database_url)
+    bench(label, database_url, options, cache_mb=32)
+    bench(label, database_url, options, cache_mb=0)
     print("\nThe common alternative, as SQL on the same database (median of 7):\n")
     for name, ms in offset_alternative(database_url):
         print(f"- {name}: {ms:.1f} ms")
@@ -160,7 +190,8 @@ def load(database_url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
+    parser.add_argument("--workers", type=int, default=None, help="default: as wxhub serve")
+    parser.add_argument("--threads", type=int, default=8)
     parser.add_argument(
         "--mysql-url",
         default=os.environ.get("WXHUB_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/"),
@@ -170,8 +201,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="wxhub-bench-api-") as folder:
         url = f"sqlite:///{Path(folder) / 'wxhub.db'}"
-        load(url)
-        bench("SQLite", url, options.seconds, options.workers)
+        bench_backend("SQLite", url, options)
     if options.skip_mysql:
         return
     server_url = make_url(options.mysql_url)
@@ -181,8 +211,7 @@ def main() -> None:
         conn.execute(text(f"CREATE DATABASE {name}"))
     try:
         url = server_url.set(database=name).render_as_string(hide_password=False)
-        load(url)
-        bench("MariaDB", url, options.seconds, options.workers)
+        bench_backend("MariaDB", url, options)
     finally:
         with admin.begin() as conn:
             conn.execute(text(f"DROP DATABASE {name}"))

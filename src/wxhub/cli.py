@@ -150,16 +150,23 @@ def run(
     "--workers",
     type=click.IntRange(min=1),
     default=None,
-    help="gunicorn worker processes (default: two per core, plus one).",
+    help="gunicorn worker processes (default: one per core, at least two).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Threads per worker (each serves one connection at a time, with keep-alive).",
 )
 @database_url_option
 @_command
-def serve(settings: Settings, host: str, port: int, workers: int | None) -> int:
+def serve(settings: Settings, host: str, port: int, workers: int | None, threads: int) -> int:
     """Serve the REST API under gunicorn (the same database settings as the job)."""
     from wxhub.api.server import default_workers  # noqa: PLC0415  (the job never needs Flask)
     from wxhub.api.server import serve as serve_api  # noqa: PLC0415
 
-    serve_api(settings, host=host, port=port, workers=workers or default_workers())
+    serve_api(settings, host=host, port=port, workers=workers or default_workers(), threads=threads)
     return 0
 
 

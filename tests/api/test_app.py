@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -130,6 +131,20 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _two_requests_share_one_connection(port: int) -> bool:
+    """Keep-alive: a client's next request reuses its connection (no new TCP handshake)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/healthz")
+        conn.getresponse().read()
+        first_socket = conn.sock
+        conn.request("GET", "/healthz")
+        status = conn.getresponse().status
+        return status == 200 and conn.sock is first_socket
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize(
     "command",
     [
@@ -163,6 +178,7 @@ def test_the_server_entry_points_answer_over_http(command: list[str], tmp_path: 
                 time.sleep(0.1)
         assert body == {"status": "ok"}
         assert not any(ch.isdigit() for ch in server_header)  # no server version disclosed
+        assert _two_requests_share_one_connection(port)
     finally:
         server.terminate()
         out, err = server.communicate(timeout=30)

@@ -18,13 +18,22 @@ from wxhub.config import Settings
 from wxhub.observability import configure_logging
 
 DEFAULT_PORT = 8000
-# A request that takes longer than this is killed and logged by gunicorn.
+DEFAULT_THREADS = 8
+# A worker that stops answering gunicorn's heartbeat for this long is replaced.
 WORKER_TIMEOUT_S = 30
+# How long an idle client connection is kept open for its next request.
+KEEPALIVE_S = 5
 
 
 def default_workers() -> int:
-    """gunicorn's rule of thumb for sync workers: two per core, plus one."""
-    return 2 * (os.cpu_count() or 1) + 1
+    """One threaded worker per core, at least two (one can restart while the other serves).
+
+    Threaded workers rather than gunicorn's sync ones: a sync worker closes the connection
+    after every answer, and on a 2-core host the new connection per request halved the
+    throughput (docs/benchmarks.md). The threads wait on the database or the network with
+    the GIL released, so a few of them per process keep a core busy.
+    """
+    return max(2, os.cpu_count() or 1)
 
 
 class _JsonLogger(glogging.Logger):  # type: ignore[misc]  # gunicorn ships no type hints
@@ -53,7 +62,9 @@ class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type 
         return create_app(self.settings)
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
+def serve(
+    settings: Settings, *, host: str, port: int, workers: int, threads: int = DEFAULT_THREADS
+) -> None:
     """Serve the API until interrupted."""
     configure_logging(settings)
     _Server(
@@ -61,6 +72,9 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         {
             "bind": f"{host}:{port}",
             "workers": workers,
+            "worker_class": "gthread",
+            "threads": threads,
+            "keepalive": KEEPALIVE_S,
             "timeout": WORKER_TIMEOUT_S,
             "graceful_timeout": WORKER_TIMEOUT_S,
             "accesslog": None,  # the app writes its own JSON access log

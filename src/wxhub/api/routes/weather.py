@@ -9,7 +9,9 @@ partial year at each end of a date range. Those counts are as fresh as the last 
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,27 +83,33 @@ class _Counts:
     ) -> None:
         self.conn, self.station_ids, self.start, self.end = conn, station_ids, start, end
         key = (None if station_ids is None else tuple(station_ids), start, end)
-        self.rows = _COUNTS.get(key, self._station_years)
+        self.rows, self.ends = _COUNTS.get(key, self._station_years_with_running_totals)
 
     def total(self) -> int:
-        return sum(count for _, _, count in self.rows)
+        return self.ends[-1] if self.ends else 0
 
     def first_key(self, offset: int) -> tuple[str, dt.date] | None:
-        """The key of the row at ``offset`` in key order: a walk over a few thousand counts,
-        then an OFFSET of at most one year's days inside one station-year."""
-        for station_id, year, count in self.rows:
-            if offset < count:
-                low, high = self._bounds(year)
-                day = self.conn.execute(
-                    select(obs.c.obs_date)
-                    .where(obs.c.station_id == station_id, obs.c.obs_date.between(low, high))
-                    .order_by(obs.c.obs_date)
-                    .limit(1)
-                    .offset(offset)
-                ).scalar()
-                return None if day is None else (station_id, day)
-            offset -= count
-        return None
+        """The key of the row at ``offset`` in key order: a binary search of the running
+        totals of the station-years, then an OFFSET of at most one year's days inside one
+        station-year."""
+        index = bisect.bisect_right(self.ends, offset)
+        if index == len(self.rows):
+            return None
+        station_id, year, _ = self.rows[index]
+        within = offset - (self.ends[index - 1] if index else 0)
+        low, high = self._bounds(year)
+        day = self.conn.execute(
+            select(obs.c.obs_date)
+            .where(obs.c.station_id == station_id, obs.c.obs_date.between(low, high))
+            .order_by(obs.c.obs_date)
+            .limit(1)
+            .offset(within)
+        ).scalar()
+        return None if day is None else (station_id, day)
+
+    def _station_years_with_running_totals(self) -> tuple[list[StationYearCount], list[int]]:
+        rows = self._station_years()
+        return rows, list(itertools.accumulate(count for _, _, count in rows))
 
     def _bounds(self, year: int) -> tuple[dt.date, dt.date]:
         low, high = dt.date(year, 1, 1), dt.date(year, 12, 31)

@@ -162,9 +162,9 @@ def test_station_id_is_the_file_name_without_its_suffix(name: str, expected: str
 
 
 @pytest.mark.parametrize(
-    "spec", ["s3://bucket/prefix/", "s3://bucket/USC00110072.txt", "https://example.com/a.txt"]
+    "spec", ["gs://bucket/prefix/", "https://example.com/a.txt", "data/ftp://x/USC1.txt"]
 )
-def test_uri_scheme_raises_source_error_naming_it(spec: str) -> None:
+def test_a_scheme_other_than_s3_raises_source_error_naming_it(spec: str) -> None:
     with pytest.raises(SourceError, match="not supported") as excinfo:
         resolve_sources([spec])
 

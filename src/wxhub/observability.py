@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import quote, quote_plus
 
 from wxhub.config import Settings
 
@@ -54,8 +55,14 @@ def with_metrics(service: Service, *metrics: Metric) -> dict[str, Any]:
 
 class _Redactor:
     def __init__(self, secrets: Sequence[str]) -> None:
-        # Also each secret as it reads inside a JSON string (a '"' or '\\' is escaped there).
-        forms = {form for s in secrets if s for form in (s, json.dumps(s)[1:-1])}
+        # Also each secret as it reads inside a JSON string (a '"' or '\\' is escaped there)
+        # and inside a URL (a rendered database URL percent-encodes ':', '/', '@', '$', ...).
+        forms = {
+            form
+            for s in secrets
+            if s
+            for form in (s, json.dumps(s)[1:-1], quote(s, safe=""), quote_plus(s, safe=""))
+        }
         self.secrets = tuple(sorted(forms, key=len, reverse=True))
 
     def __call__(self, text: str) -> str:

@@ -9,16 +9,19 @@ on SQLite alone.
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
 
+from wxhub.cli import main as wxhub_main
 from wxhub.db import migrate
 from wxhub.db.engine import make_engine
 
@@ -26,6 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data" / "wx_data"
 MYSQL_SERVER_URL = os.environ.get("WXHUB_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+AWS_REGION = "eu-west-1"
 
 
 def _mysql_server() -> tuple[URL | None, str]:
@@ -117,3 +121,48 @@ def write_station(
 def noaa_line(date: str, tmax: int, tmin: int, prcp: int) -> str:
     """A line exactly as NOAA writes it: right-aligned numbers in 5-character fields."""
     return f"{date}\t{tmax:>5}\t{tmin:>5}\t{prcp:>5}"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto's in-process S3, Secrets Manager and SSM, with fake credentials: no account, no
+    network, and no way to reach a real AWS account from a test."""
+    from moto import mock_aws  # noqa: PLC0415  (only the AWS tests need it)
+
+    fake = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_REGION": AWS_REGION,
+        "AWS_DEFAULT_REGION": AWS_REGION,
+    }
+    for name, value in fake.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def wxhub_in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Result]]:
+    """Run ``wxhub ARGS...`` in this process (so moto's fakes apply), JSON logs captured.
+
+    The environment holds no database or wxhub setting but those given in ``env``.
+    """
+    for name in list(os.environ):
+        if name.startswith(("DATABASE_URL", "DB_", "WXHUB_")) and name != "WXHUB_TEST_MYSQL_URL":
+            monkeypatch.delenv(name)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+
+    def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+        return CliRunner().invoke(
+            wxhub_main, list(args), env={"WXHUB_LOG_FORMAT": "json", **(env or {})}
+        )
+
+    yield invoke
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)

@@ -12,7 +12,9 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import URL
 
-from tests.conftest import noaa_line, write_station
+from tests.conftest import DATA_DIR, noaa_line, throwaway_mysql_database, write_station
+from tests.ingestion.test_ingest import snapshot
+from wxhub.db.engine import make_engine
 from wxhub.db.schema import weather_observations, weather_yearly_stats
 
 LINES = [noaa_line("20000101", 10, -20, 0), noaa_line("20000102", 20, -10, 5)]
@@ -218,3 +220,53 @@ def test_help_lists_every_command(tmp_path: Path):
 
     for command in ("migrate", "ingest", "aggregate", "run"):
         assert command in result.stdout
+
+
+@pytest.mark.parametrize("value", ["0/2", "3/2", "1", "a/b", "1/0", "-1/2", "1/2/3", ""])
+def test_a_bad_shard_is_a_usage_error_naming_the_option(tmp_path: Path, value: str):
+    write_station(tmp_path / "in", "USC00000001", LINES)
+
+    result = wxhub("run", "in", "--shard", value, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert "--shard" in result.stderr
+    assert not (tmp_path / "wxhub.db").exists()
+
+
+def test_two_shards_run_one_after_the_other_give_the_same_tables_as_one_run(
+    db_url: URL, tmp_path: Path
+):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in sorted(os.listdir(DATA_DIR))[:6]:
+        (folder / name).write_bytes((DATA_DIR / name).read_bytes())
+    env = {"DATABASE_URL": url_of(db_url)}
+
+    first = wxhub(str(folder), "--shard", "1/2", cwd=tmp_path, env=env, module="wxhub.ingestion")
+    second = wxhub(str(folder), "--shard", "2/2", cwd=tmp_path, env=env, module="wxhub.ingestion")
+
+    assert (first.returncode, second.returncode) == (0, 0), first.stderr + second.stderr
+    loaded = [json_lines(r.stdout)[-1]["files_loaded"] for r in (first, second)]
+    assert sum(loaded) == 6
+    assert 0 not in loaded
+    sharded = make_engine(db_url)
+    if db_url.get_backend_name() == "sqlite":
+        whole_url = URL.create("sqlite", database=str(tmp_path / "whole.db"))
+        assert (
+            wxhub("run", str(folder), "--database-url", url_of(whole_url), cwd=tmp_path).returncode
+            == 0
+        )
+        whole = make_engine(whole_url)
+        assert snapshot(sharded) == snapshot(whole)
+    else:
+        with throwaway_mysql_database() as whole_url:
+            assert (
+                wxhub(
+                    "run", str(folder), "--database-url", url_of(whole_url), cwd=tmp_path
+                ).returncode
+                == 0
+            )
+            whole = make_engine(whole_url)
+            assert snapshot(sharded) == snapshot(whole)
+            whole.dispose()
+    sharded.dispose()

@@ -17,10 +17,10 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from wxhub import __version__
 from wxhub.config import ConfigError, Settings, load_settings
-from wxhub.db.engine import make_engine
-from wxhub.ingestion.sources import SourceError, resolve_sources
+from wxhub.db.engine import is_connection_failure, make_engine
+from wxhub.ingestion.sources import SourceError, resolve_sources, select_shard
 from wxhub.job import EXIT_FAILED, migrate_schema, run_job
-from wxhub.observability import configure_logging
+from wxhub.observability import Metric, configure_logging, with_metrics
 
 log = logging.getLogger("wxhub")
 EXIT_USAGE = 2
@@ -42,6 +42,39 @@ workers_option = click.option(
     default=None,
     help="Parser processes beside the loader (default: WXHUB_PARSE_WORKERS, else 1 on a "
     "multi-core machine; 0 parses inline).",
+)
+
+
+class ShardType(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
+    """``K/N``: this task is shard K of N (1 <= K <= N)."""
+
+    name = "K/N"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        shard, sep, shards = str(value).strip().partition("/")
+        try:
+            k, n = int(shard), int(shards)
+        except ValueError:
+            k = n = 0
+        if sep != "/" or not 1 <= k <= n:
+            self.fail(
+                f"{value!r} is not K/N with 1 <= K <= N (e.g. 1/4 for the first of four tasks)",
+                param,
+                ctx,
+            )
+        return k, n
+
+
+shard_option = click.option(
+    "--shard",
+    type=ShardType(),
+    default=None,
+    help="Take only shard K of N of the files (K from 1 to N), chosen by a stable hash of "
+    "the station id: N tasks with 1/N ... N/N load every file exactly once.",
 )
 sources_argument = click.argument("sources", nargs=-1, required=True, envvar="WXHUB_SOURCES")
 
@@ -69,11 +102,14 @@ def _guarded(func: Callable[..., int], settings: Settings, **kwargs: Any) -> int
         log.error("error: %s", exc, extra={"event": "error"})
         return EXIT_USAGE
     except DBAPIError as exc:
+        fields: dict[str, Any] = {"event": "error", "database": settings.database_url_safe}
+        if is_connection_failure(exc):
+            fields.update(with_metrics("job", Metric("DatabaseConnectionFailures", 1, "Count")))
         log.error(
             "error: the database %s failed: %s",
             settings.database_url_safe,
             exc.orig,
-            extra={"event": "error", "database": settings.database_url_safe},
+            extra=fields,
         )
         return EXIT_FAILED
     except SQLAlchemyError as exc:
@@ -108,12 +144,20 @@ def migrate(settings: Settings) -> int:
 @main.command()
 @sources_argument
 @force_option
+@shard_option
 @workers_option
 @database_url_option
 @_command
-def ingest(settings: Settings, sources: tuple[str, ...], force: bool, workers: int | None) -> int:
-    """Load station files from SOURCE (folder, file or glob) without aggregating."""
-    return _run_sources(settings, "ingest", sources, force=force, workers=workers)
+def ingest(
+    settings: Settings,
+    sources: tuple[str, ...],
+    force: bool,
+    shard: tuple[int, int] | None,
+    workers: int | None,
+) -> int:
+    """Load station files from SOURCE (folder, file, glob or s3://bucket/prefix/) without
+    aggregating."""
+    return _run_sources(settings, "ingest", sources, force=force, shard=shard, workers=workers)
 
 
 @main.command()
@@ -129,18 +173,23 @@ def aggregate(settings: Settings, full: bool) -> int:
 @sources_argument
 @force_option
 @full_option
+@shard_option
 @workers_option
 @database_url_option
 @_command
-def run(
+def run(  # noqa: PLR0917  (click passes the options as arguments)
     settings: Settings,
     sources: tuple[str, ...],
     force: bool,
     full: bool,
+    shard: tuple[int, int] | None,
     workers: int | None,
 ) -> int:
-    """The scheduled job: migrate, ingest SOURCE..., then aggregate."""
-    return _run_sources(settings, "run", sources, force=force, full=full, workers=workers)
+    """The scheduled job: migrate, ingest SOURCE... (folder, file, glob or
+    s3://bucket/prefix/), then aggregate what is queued."""
+    return _run_sources(
+        settings, "run", sources, force=force, full=full, shard=shard, workers=workers
+    )
 
 
 @main.command()
@@ -178,11 +227,25 @@ def _run_sources(
     force: bool,
     workers: int | None,
     full: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> int:
+    files = resolve_sources(sources)
+    if shard is not None:
+        k, n = shard
+        chosen = select_shard(files, k, n)
+        log.info(
+            "shard %d/%d: %d of the %d files",
+            k,
+            n,
+            len(chosen),
+            len(files),
+            extra={"event": "shard", "shard": f"{k}/{n}", "files": len(chosen)},
+        )
+        files = chosen
     return run_job(
         make_engine(settings.database_url),
         command,
-        sources=resolve_sources(sources),
+        sources=files,
         do_aggregate=command == "run",
         force=force,
         full=full,

@@ -5,9 +5,16 @@ ECS without code changes:
 
 1. ``--database-url`` on the command line (passed in as ``database_url_override``);
 2. ``DATABASE_URL``, any SQLAlchemy URL;
-3. ``DB_HOST`` (+ ``DB_PORT``, ``DB_USER``, ``DB_PASSWORD``, ``DB_NAME``): the way ECS injects
-   the fields of the Secrets Manager secret that RDS generates; they make a MySQL URL;
-4. otherwise the embedded default, a SQLite file ``wxhub.db`` in the working directory.
+3. ``DB_SECRET_ARN``: the Secrets Manager secret that RDS generates, fetched at start-up; its
+   fields ``host``, ``port``, ``username``, ``password``, ``dbname`` fill in whichever of the
+   ``DB_*`` variables below are not set (a variable that is set wins over the secret);
+4. ``DB_HOST`` (+ ``DB_PORT``, ``DB_USER``, ``DB_PASSWORD``, ``DB_NAME``): the way ECS injects
+   the fields of that same secret; they make a MySQL URL;
+5. otherwise the embedded default, a SQLite file ``wxhub.db`` in the working directory.
+
+Every other setting may also come from SSM Parameter Store: with ``WXHUB_SSM_PREFIX`` set,
+the parameters directly under that path, named like the variables (``/wxhub/prod/WXHUB_API_DOCS``),
+are read at start-up; a variable set in the environment wins over its parameter.
 
 A password never leaves this module in clear text: :attr:`Settings.database_url_safe` is the
 form used in logs and errors, and :func:`secrets_to_redact` feeds the log filter.
@@ -29,6 +36,9 @@ DEFAULT_DB_NAME = "wxhub"
 
 LogFormat = Literal["auto", "json", "text"]
 _LOG_FORMATS: tuple[LogFormat, ...] = ("auto", "json", "text")
+Metrics = Literal["off", "emf"]
+_METRICS: tuple[Metrics, ...] = ("off", "emf")
+DEFAULT_METRICS_NAMESPACE = "wxhub"
 
 
 class ConfigError(ValueError):
@@ -48,6 +58,9 @@ class Settings:
     api_docs: bool = True
     # Answers each API worker keeps per data version (MiB); 0 turns the cache off.
     api_cache_mb: int = 32
+    # CloudWatch Embedded Metric Format in the JSON log lines ("emf"), or none ("off").
+    metrics: Metrics = "off"
+    metrics_namespace: str = DEFAULT_METRICS_NAMESPACE
     extra_secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @property
@@ -76,9 +89,16 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     database_url_override: str | None = None,
 ) -> Settings:
-    """Read the settings from ``environ`` (default: the process environment)."""
-    env = os.environ if environ is None else environ
-    url, source = _resolve_database_url(env, database_url_override)
+    """Read the settings from ``environ`` (default: the process environment).
+
+    With ``WXHUB_SSM_PREFIX`` or ``DB_SECRET_ARN`` set this calls AWS; a failure there is a
+    :class:`ConfigError` naming the setting (and the ARN or path, never a secret value).
+    """
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    extra_secrets: list[str] = []
+    if env.get("WXHUB_SSM_PREFIX", "").strip():
+        env = _with_ssm_parameters(env, extra_secrets)
+    url, source = _resolve_database_url(env, database_url_override, extra_secrets)
     log_format = env.get("WXHUB_LOG_FORMAT", "auto").strip().lower() or "auto"
     if log_format not in _LOG_FORMATS:
         raise ConfigError(
@@ -95,14 +115,47 @@ def load_settings(
             if env.get("WXHUB_PARSE_WORKERS", "").strip()
             else None
         ),
+        metrics=_choice_setting(env, "WXHUB_METRICS", _METRICS, default="off"),
+        metrics_namespace=(
+            env.get("WXHUB_METRICS_NAMESPACE", "").strip() or DEFAULT_METRICS_NAMESPACE
+        ),
+        extra_secrets=tuple(extra_secrets),
     )
 
 
-def _resolve_database_url(env: Mapping[str, str], override: str | None) -> tuple[URL, str]:
+def _with_ssm_parameters(env: Mapping[str, str], extra_secrets: list[str]) -> dict[str, str]:
+    """The environment over the SSM parameters: a variable that is set wins."""
+    from wxhub import aws  # noqa: PLC0415  (AWS only when asked for)
+
+    prefix = env["WXHUB_SSM_PREFIX"].strip()
+    if not prefix.startswith("/"):
+        raise ConfigError(
+            f"WXHUB_SSM_PREFIX={prefix!r} is not a parameter path (e.g. /wxhub/prod/)"
+        )
+    try:
+        parameters = aws.fetch_parameters(prefix, aws.region_from(env))
+    except aws.AwsError as exc:
+        raise ConfigError(
+            f"WXHUB_SSM_PREFIX={prefix!r}: cannot read the parameters: {exc}"
+        ) from None
+    extra_secrets.extend(parameters.secure_values)
+    merged = {
+        name: value for name, value in parameters.values.items() if name != "WXHUB_SSM_PREFIX"
+    }
+    merged.update((name, value) for name, value in env.items() if value.strip())
+    return merged
+
+
+def _resolve_database_url(
+    env: Mapping[str, str], override: str | None, extra_secrets: list[str]
+) -> tuple[URL, str]:
     if override:
         return _parse_url(override, "--database-url"), "--database-url"
     if env.get("DATABASE_URL"):
         return _parse_url(env["DATABASE_URL"], "DATABASE_URL"), "DATABASE_URL"
+    if env.get("DB_SECRET_ARN", "").strip():
+        parts = _parts_from_secret(env, extra_secrets)
+        return _url_from_parts(parts), "DB_SECRET_ARN (DB_* variables that are set win)"
     if env.get("DB_HOST"):
         return _url_from_parts(env), "DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME"
     return URL.create("sqlite", database=DEFAULT_SQLITE_FILE), "default"
@@ -129,6 +182,29 @@ def _parse_url(raw: str, setting: str) -> URL:
     return url
 
 
+def _parts_from_secret(env: Mapping[str, str], extra_secrets: list[str]) -> dict[str, str]:
+    """The DB_* parts: the secret's fields, under the variables that are set."""
+    from wxhub import aws  # noqa: PLC0415  (AWS only when asked for)
+
+    arn = env["DB_SECRET_ARN"].strip()
+    try:
+        secret = aws.fetch_database_secret(arn, aws.region_from(env))
+    except aws.AwsError as exc:
+        raise ConfigError(f"DB_SECRET_ARN={arn}: cannot read the database secret: {exc}") from None
+    if secret.password:
+        extra_secrets.append(secret.password)
+    from_secret = {
+        "DB_HOST": secret.host,
+        "DB_PORT": secret.port,
+        "DB_USER": secret.username,
+        "DB_PASSWORD": secret.password,
+        "DB_NAME": secret.dbname,
+    }
+    parts = {name: value for name, value in from_secret.items() if value}
+    parts.update((name, env[name]) for name in from_secret if env.get(name, "").strip())
+    return parts
+
+
 def _url_from_parts(env: Mapping[str, str]) -> URL:
     return URL.create(
         "mysql+pymysql",
@@ -139,6 +215,18 @@ def _url_from_parts(env: Mapping[str, str]) -> URL:
         database=env.get("DB_NAME") or DEFAULT_DB_NAME,
         query={"charset": "utf8mb4"},
     )
+
+
+def _choice_setting(
+    env: Mapping[str, str], name: str, choices: tuple[Metrics, ...], *, default: Metrics
+) -> Metrics:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    for choice in choices:
+        if raw == choice:
+            return choice
+    raise ConfigError(f"{name}={raw!r} is not one of {', '.join(choices)}")
 
 
 def _bool_setting(env: Mapping[str, str], name: str, *, default: bool) -> bool:

@@ -20,6 +20,7 @@ from wxhub.ingestion import ledger
 from wxhub.ingestion.main import ingest
 from wxhub.ingestion.sources import SourceFile
 from wxhub.ingestion.workers import MIN_FILES_FOR_WORKERS, default_workers, parser_pool
+from wxhub.observability import Metric, with_metrics
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,18 @@ def _run(  # noqa: PLR0917  (private: run_job's arguments, passed on)
     return EXIT_OK if status == "succeeded" else EXIT_FAILED
 
 
+def _summary_metrics(stats: ledger.RunStats, duration_s: float, did_ingest: bool) -> list[Metric]:
+    """What the dashboards and alarms watch; row and file counts only for a run that ingested."""
+    metrics = [Metric("RunDurationSeconds", duration_s, "Seconds")]
+    if did_ingest:
+        metrics += [
+            Metric("RowsIngested", stats.records_ingested, "Count"),
+            Metric("RowsRejected", stats.records_rejected, "Count"),
+            Metric("FilesFailed", stats.files_failed, "Count"),
+        ]
+    return metrics
+
+
 def _log_summary(  # noqa: PLR0917  (private, called once)
     command: str,
     status: str,
@@ -120,6 +133,7 @@ def _log_summary(  # noqa: PLR0917  (private, called once)
         "duration_s": duration_s,
         **stats.counts(),
         "records_ingested": stats.records_ingested,
+        **with_metrics("job", *_summary_metrics(stats, duration_s, did_ingest)),
     }
     level = logging.INFO if status == "succeeded" else logging.ERROR
     log.log(level, "; ".join(parts), extra=fields)

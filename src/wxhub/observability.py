@@ -4,6 +4,12 @@ Log records carry their structured fields in ``extra`` (``event``, counts, ...).
 formatter puts them at the top level of each line so CloudWatch Logs Insights can query them;
 the text formatter shows the message. Every known secret is masked in both, whatever the
 message or exception says.
+
+Metrics ride on log lines too: with ``WXHUB_METRICS=emf`` a line logged with
+``extra=with_metrics(...)`` also carries CloudWatch's Embedded Metric Format (an ``_aws``
+block naming the metrics, their values at the top level, and the ``Service`` dimension), so
+CloudWatch Logs turns it into metrics with no agent, no API call and no extra dependency.
+Without it (the default, and on a terminal) the line is exactly what it was.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote, quote_plus
 
 from wxhub.config import Settings
 
@@ -24,11 +32,37 @@ _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | 
 }
 MASK = "***"
 
+MetricUnit = Literal["Count", "Seconds", "Milliseconds"]
+Service = Literal["job", "api"]
+# The record attribute the metrics travel in; the leading '_' keeps it out of the plain fields.
+_METRICS_ATTR = "_wxhub_metrics"
+EMF_DIMENSION = "Service"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One CloudWatch metric value, named as the dashboards and alarms know it."""
+
+    name: str
+    value: float
+    unit: MetricUnit
+
+
+def with_metrics(service: Service, *metrics: Metric) -> dict[str, Any]:
+    """``extra`` fields that make a log line carry ``metrics`` (when EMF is on)."""
+    return {_METRICS_ATTR: (service, metrics)}
+
 
 class _Redactor:
     def __init__(self, secrets: Sequence[str]) -> None:
-        # Also each secret as it reads inside a JSON string (a '"' or '\\' is escaped there).
-        forms = {form for s in secrets if s for form in (s, json.dumps(s)[1:-1])}
+        # Also each secret as it reads inside a JSON string (a '"' or '\\' is escaped there)
+        # and inside a URL (a rendered database URL percent-encodes ':', '/', '@', '$', ...).
+        forms = {
+            form
+            for s in secrets
+            if s
+            for form in (s, json.dumps(s)[1:-1], quote(s, safe=""), quote_plus(s, safe=""))
+        }
         self.secrets = tuple(sorted(forms, key=len, reverse=True))
 
     def __call__(self, text: str) -> str:
@@ -40,9 +74,11 @@ class _Redactor:
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and the record's extras."""
 
-    def __init__(self, redact: Callable[[str], str]) -> None:
+    def __init__(self, redact: Callable[[str], str], metrics_namespace: str | None = None) -> None:
         super().__init__()
         self.redact = redact
+        # None: metrics are dropped; else the CloudWatch namespace of the EMF blocks.
+        self.metrics_namespace = metrics_namespace
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
@@ -56,7 +92,27 @@ class JsonFormatter(logging.Formatter):
                 payload[key] = value
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
+        attached = getattr(record, _METRICS_ATTR, None)
+        if attached is not None and self.metrics_namespace is not None:
+            service, metrics = attached
+            payload.update(self._emf(record, service, metrics))
         return self.redact(json.dumps(payload, default=str, ensure_ascii=False))
+
+    def _emf(
+        self, record: logging.LogRecord, service: str, metrics: Sequence[Metric]
+    ) -> dict[str, Any]:
+        """The EMF fields: the ``_aws`` directive, the dimension and the metric values."""
+        directive = {
+            "Namespace": self.metrics_namespace,
+            "Dimensions": [[EMF_DIMENSION]],
+            "Metrics": [{"Name": m.name, "Unit": m.unit} for m in metrics],
+        }
+        fields: dict[str, Any] = {
+            "_aws": {"Timestamp": int(record.created * 1000), "CloudWatchMetrics": [directive]},
+            EMF_DIMENSION: service,
+        }
+        fields.update((m.name, m.value) for m in metrics)
+        return fields
 
 
 class RedactingFormatter(logging.Formatter):
@@ -105,7 +161,8 @@ def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
     handler: logging.Handler
     if uses_json(settings):
         handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(JsonFormatter(redact))
+        namespace = settings.metrics_namespace if settings.metrics == "emf" else None
+        handler.setFormatter(JsonFormatter(redact, metrics_namespace=namespace))
         _state.update(json=True, console=None)
     else:
         # rich only on a terminal: the JSON path (every container run) never imports it.

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import gzip
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import noaa_line, write_station
-from wxhub.ingestion.sources import LocalFile, SourceError, resolve_sources, station_id_for
+from tests.conftest import DATA_DIR, noaa_line, write_station
+from wxhub.ingestion.sources import (
+    LocalFile,
+    SourceError,
+    resolve_sources,
+    select_shard,
+    shard_of,
+    station_id_for,
+)
 
 LINES = [noaa_line("20000101", 10, -20, 0), noaa_line("20000102", 20, -10, 5)]
 CONTENT = ("\n".join(LINES) + "\n").encode()
@@ -162,9 +171,9 @@ def test_station_id_is_the_file_name_without_its_suffix(name: str, expected: str
 
 
 @pytest.mark.parametrize(
-    "spec", ["s3://bucket/prefix/", "s3://bucket/USC00110072.txt", "https://example.com/a.txt"]
+    "spec", ["gs://bucket/prefix/", "https://example.com/a.txt", "data/ftp://x/USC1.txt"]
 )
-def test_uri_scheme_raises_source_error_naming_it(spec: str) -> None:
+def test_a_scheme_other_than_s3_raises_source_error_naming_it(spec: str) -> None:
     with pytest.raises(SourceError, match="not supported") as excinfo:
         resolve_sources([spec])
 
@@ -291,3 +300,63 @@ def test_glob_that_matches_only_folders_and_other_files_raises_source_error(tmp_
 
     with pytest.raises(SourceError, match="matches no station file"):
         resolve_sources([f"{tmp_path}/*"])
+
+
+# --- --shard K/N: each task a stable share of the files ----------------------------------------
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3, 4, 7])
+def test_the_shards_are_disjoint_and_together_take_every_file(shards: int) -> None:
+    files = resolve_sources([str(DATA_DIR)])
+
+    shares = [select_shard(files, k, shards) for k in range(1, shards + 1)]
+
+    uris = [f.uri for share in shares for f in share]
+    assert sorted(uris) == sorted(f.uri for f in files)  # every file, none twice
+    if shards > 1:
+        assert all(len(share) < len(files) for share in shares)  # the work is really split
+
+
+def test_a_station_lands_on_the_same_shard_whatever_the_order_or_the_listing() -> None:
+    files = resolve_sources([str(DATA_DIR)])
+    shuffled = files[7::2] + files[::-2] + files[1:7:2]
+    some = files[::3]
+
+    for k in (1, 2, 3):
+        share = {f.station_id for f in select_shard(files, k, 3)}
+        assert {f.station_id for f in select_shard(shuffled, k, 3)} == share
+        assert {f.station_id for f in select_shard(some, k, 3)} == share & {
+            f.station_id for f in some
+        }
+
+
+def test_every_file_of_a_station_goes_to_the_same_shard(tmp_path: Path) -> None:
+    write_station(tmp_path / "a", "USC00110072", LINES)
+    write_station(tmp_path / "b", "USC00110072", LINES, gz=True)
+    files = resolve_sources([str(tmp_path / "a"), str(tmp_path / "b")])
+
+    shares = [len(select_shard(files, k, 4)) for k in range(1, 5)]
+
+    assert sorted(shares) == [0, 0, 0, 2]
+
+
+def test_the_shard_of_a_station_is_the_same_in_every_process() -> None:
+    # CRC-32 of the id, not Python's hash() (salted per process): fixed values.
+    assert [shard_of("USC00110072", n) for n in (2, 3, 4, 7)] == [2, 3, 4, 6]
+    assert [shard_of("USC00257715", n) for n in (2, 3, 4, 7)] == [1, 3, 1, 3]
+    script = "from wxhub.ingestion.sources import shard_of; print(shard_of('USC00339312', 7))"
+    for seed in ("1", "2"):
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert result.stdout.strip() == str(shard_of("USC00339312", 7))
+
+
+@pytest.mark.parametrize(("shard", "shards"), [(0, 2), (3, 2), (-1, 2), (1, 0)])
+def test_a_shard_outside_one_to_n_is_refused(shard: int, shards: int) -> None:
+    with pytest.raises(ValueError, match="not in"):
+        select_shard([], shard, shards)

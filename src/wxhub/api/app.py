@@ -26,6 +26,7 @@ from wxhub.api.routes import health, stations, stats, weather
 from wxhub.api.schemas import Problem
 from wxhub.config import Settings, load_settings
 from wxhub.db.engine import make_engine
+from wxhub.observability import Metric, with_metrics
 
 access_log = logging.getLogger("wxhub.api.access")
 
@@ -136,6 +137,11 @@ def _register_request_id_and_access_log(app: Flask) -> None:
         response.headers[REQUEST_ID_HEADER] = request_id
         started = g.get("started")
         duration_ms = (time.perf_counter() - started) * 1000 if started else None
+        latency = (
+            with_metrics("api", Metric("RequestLatency", round(duration_ms, 2), "Milliseconds"))
+            if duration_ms is not None
+            else {}
+        )
         access_log.info(
             "%s %s %s",
             request.method,
@@ -150,6 +156,7 @@ def _register_request_id_and_access_log(app: Flask) -> None:
                 "duration_ms": None if duration_ms is None else round(duration_ms, 2),
                 "request_id": request_id,
                 "remote_addr": request.remote_addr,
+                **latency,
             },
         )
         return response

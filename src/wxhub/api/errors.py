@@ -14,6 +14,9 @@ from flask import Flask, Response, g, json
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from wxhub.db.engine import is_connection_failure
+from wxhub.observability import Metric, with_metrics
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -109,7 +112,10 @@ def register_error_handlers(app: Flask) -> None:
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
         if isinstance(exc, OperationalError) or exc.connection_invalidated:
-            log.warning("database unavailable: %s", exc.orig, extra={"event": "db_unavailable"})
+            fields: dict[str, Any] = {"event": "db_unavailable"}
+            if is_connection_failure(exc):
+                fields.update(with_metrics("api", Metric("DatabaseConnectionFailures", 1, "Count")))
+            log.warning("database unavailable: %s", exc.orig, extra=fields)
             return database_unavailable()
         return _unexpected(exc)
 

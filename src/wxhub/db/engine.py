@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 # Same semantics on every MySQL-compatible server whatever its configuration: strict types
 # (a bad value is an error, never a silent zero) and UTC timestamps.
@@ -67,3 +68,17 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         conn.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be reached (refused, timed out, dropped).
+
+    SQLAlchemy wraps a failed connect without a statement; a connection lost in the middle
+    of one is marked invalidated. A refused statement (a constraint, a syntax error) is not
+    a connection failure, even when the driver calls it an OperationalError.
+    """
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError) and exc.statement is None

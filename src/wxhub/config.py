@@ -23,6 +23,7 @@ form used in logs and errors, and :func:`secrets_to_redact` feeds the log filter
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -58,6 +59,8 @@ class Settings:
     api_docs: bool = True
     # Answers each API worker keeps per data version (MiB); 0 turns the cache off.
     api_cache_mb: int = 32
+    # Origins allowed to read the API from a browser (CORS); none by default.
+    cors_origins: tuple[str, ...] = ()
     # CloudWatch Embedded Metric Format in the JSON log lines ("emf"), or none ("off").
     metrics: Metrics = "off"
     metrics_namespace: str = DEFAULT_METRICS_NAMESPACE
@@ -110,6 +113,7 @@ def load_settings(
         log_format=log_format,
         api_docs=_bool_setting(env, "WXHUB_API_DOCS", default=True),
         api_cache_mb=_int_setting(env, "WXHUB_API_CACHE_MB", default=32, minimum=0),
+        cors_origins=_origins_setting(env, "WXHUB_CORS_ORIGINS"),
         parse_workers=(
             _int_setting(env, "WXHUB_PARSE_WORKERS", default=0, minimum=0)
             if env.get("WXHUB_PARSE_WORKERS", "").strip()
@@ -227,6 +231,18 @@ def _choice_setting(
         if raw == choice:
             return choice
     raise ConfigError(f"{name}={raw!r} is not one of {', '.join(choices)}")
+
+
+def _origins_setting(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated origins (``https://example.org``), or ``*`` for any."""
+    origins = tuple(o.strip().rstrip("/") for o in env.get(name, "").split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin):
+            raise ConfigError(
+                f"{name}: {origin!r} is not an origin (scheme://host[:port], e.g. "
+                "'https://example.org'), nor '*'"
+            )
+    return origins
 
 
 def _bool_setting(env: Mapping[str, str], name: str, *, default: bool) -> bool:

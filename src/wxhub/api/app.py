@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, g, render_template_string, request
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from wxhub import __version__
-from wxhub.api import db
+from wxhub.api import db, security
 from wxhub.api.caching import ResponseCache
 from wxhub.api.errors import PROBLEM_JSON, problem, register_error_handlers
 from wxhub.api.routes import health, stations, stats, weather
@@ -57,15 +58,17 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     register_error_handlers(app)
     db.register(app)
     _register_request_id_and_access_log(app)
+    security.register(app, settings)
     app.register_blueprint(health.bp)
     for blueprint in (weather.bp, stats.bp, stations.bp):
         app.register_api(blueprint)
     if settings.api_docs:
-        app.add_url_rule("/api/docs", "docs", _swagger_ui)
+        app.add_url_rule("/api/docs", "docs", _swagger_ui_view(app))
     return app
 
 
 CSV_PATHS = ("/api/weather", "/api/weather/stats")
+PROBLEM_REF = "#/components/schemas/Problem"
 
 
 class _OpenAPI(OpenAPI):
@@ -81,10 +84,14 @@ class _OpenAPI(OpenAPI):
                 for status, response in responses.items():
                     content = response.get("content", {})
                     if int(status) >= 400 and "application/json" in content:
-                        schema = {"$ref": "#/components/schemas/Problem"}
+                        schema = {"$ref": PROBLEM_REF}
                         response["content"] = {PROBLEM_JSON: {"schema": schema}}
                 if path.startswith("/api/") and "200" in responses:
                     responses["304"] = {"description": "Not modified: the ETag still matches."}
+                    responses["414"] = {
+                        "description": "The query string is longer than the API accepts.",
+                        "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}},
+                    }
                 if path in CSV_PATHS and "200" in responses:
                     responses["200"]["content"]["text/csv"] = {
                         "schema": {"type": "string", "description": "A header row, then rows."}
@@ -98,11 +105,21 @@ API_DESCRIPTION = (
 )
 
 
-def _swagger_ui() -> str:
-    """Swagger UI from the assets the app serves itself (no CDN: works offline)."""
-    return render_template_string(
-        swagger_html_string, doc_url="/api/openapi.json", swagger_config={}, oauth_config={}
-    )
+def _swagger_ui_view(app: Flask) -> Callable[[], Response]:
+    """Swagger UI from the assets the app serves itself (no CDN: works offline), under a
+    Content-Security-Policy that admits its own inline script by hash and nothing else."""
+    with app.app_context():
+        html = render_template_string(
+            swagger_html_string, doc_url="/api/openapi.json", swagger_config={}, oauth_config={}
+        )
+    csp = security.page_csp(html)
+
+    def swagger_ui() -> Response:
+        response = Response(html, mimetype="text/html")
+        response.headers["Content-Security-Policy"] = csp
+        return response
+
+    return swagger_ui
 
 
 def _invalid_parameter(error: ValidationError) -> Response:

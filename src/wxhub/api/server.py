@@ -85,6 +85,9 @@ def serve(
             "worker_class": "gthread",
             "threads": threads,
             "keepalive": KEEPALIVE_S,
+            # gunicorn's maximum: the app answers a query string above its own limit with a
+            # problem document (api/security.py) rather than gunicorn's bare 400.
+            "limit_request_line": 8190,
             "timeout": WORKER_TIMEOUT_S,
             "graceful_timeout": WORKER_TIMEOUT_S,
             "accesslog": None,  # the app writes its own JSON access log

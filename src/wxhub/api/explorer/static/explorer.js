@@ -142,6 +142,7 @@
       min: get("--min-temp"),
       precip: get("--precip"),
       precipFill: get("--precip-fill"),
+      chosen: get("--chosen-year"),
     };
   }
 
@@ -228,6 +229,20 @@
     return charts[name];
   }
 
+  /** A band behind the chosen year, drawn on the canvas (no styles: the CSP stays strict). */
+  function markChosenYear(chart) {
+    if (!current.year) {
+      return;
+    }
+    const left = chart.valToPos(current.year - 0.5, "x", true);
+    const right = chart.valToPos(current.year + 0.5, "x", true);
+    const { top, height } = chart.bbox;
+    chart.ctx.save();
+    chart.ctx.fillStyle = palette().chosen;
+    chart.ctx.fillRect(left, top, right - left, height);
+    chart.ctx.restore();
+  }
+
   function drawYearly(stationId, rows) {
     const byYear = new Map(rows.map((row) => [row.year, row]));
     const first = rows[0].year;
@@ -264,6 +279,7 @@
           "°C (average)",
           "precipitation, cm",
         ),
+        hooks: { drawClear: [markChosenYear] },
         series: [
           { label: "Year", value: (_u, year) => (year === null ? "—" : String(year)) },
           ...series(colors, "°C (avg)", "Precipitation cm (total)", 1, true),
@@ -416,6 +432,7 @@
     const stationId = current.station;
     current.year = year;
     ui.year.value = String(year);
+    charts.yearly.redraw(false, false);
     remember();
     clearError();
     say(`Loading the days of ${year}…`);

@@ -7,15 +7,17 @@ What the page does in a browser is tested in tests/browser/.
 from __future__ import annotations
 
 import re
+import tomllib
+from fnmatch import fnmatch
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.conftest import REPO_ROOT
 from wxhub.api.app import create_app
-from wxhub.api.routes.explorer import STATIC_DIR
+from wxhub.api.routes.explorer import ASSETS_DIR, STATIC_DIR
 from wxhub.config import load_settings
 
 PAGE_BUDGET_BYTES = 300_000
@@ -194,7 +196,7 @@ def test_every_static_file_is_one_the_page_uses_or_the_licence():
 def test_the_vendored_chart_library_keeps_its_licence_and_pinned_version():
     licence = (STATIC_DIR / "vendor" / "uPlot.LICENSE.txt").read_text()
     version = (STATIC_DIR / "vendor" / "uPlot.VERSION.txt").read_text()
-    pinned = Path(__file__).resolve().parents[2] / "tools" / "uplot" / "package.json"
+    pinned = REPO_ROOT / "tools" / "uplot" / "package.json"
 
     assert "MIT License" in licence
     assert "Leon Sorokin" in licence
@@ -258,3 +260,19 @@ def test_the_palette_meets_wcag_aa_contrast(foreground, background, minimum):
     palette = _palette()
 
     assert _contrast(palette[foreground], palette[background]) >= minimum
+
+
+def test_every_explorer_file_is_listed_in_the_wheels_package_data():
+    # A file the globs miss works from a checkout and is a 404 once installed from the wheel.
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["wxhub.api"]
+    package = STATIC_DIR.parent.parent
+    files = [path.relative_to(package).as_posix() for path in ASSETS_DIR.rglob("*.*")]
+
+    assert files
+    for name in files:
+        # setuptools' globs do not cross directories; fnmatch's would.
+        folder = name.rsplit("/", 1)[0]
+        assert any(
+            fnmatch(name, pattern) and pattern.rsplit("/", 1)[0] == folder for pattern in globs
+        ), name

@@ -23,7 +23,7 @@ from wxhub import __version__
 from wxhub.api import db, security
 from wxhub.api.caching import ResponseCache
 from wxhub.api.errors import PROBLEM_JSON, problem, register_error_handlers
-from wxhub.api.routes import health, stations, stats, weather
+from wxhub.api.routes import explorer, health, stations, stats, weather
 from wxhub.api.schemas import Problem
 from wxhub.config import Settings, load_settings
 from wxhub.db.engine import make_engine
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     _register_request_id_and_access_log(app)
     security.register(app, settings)
     app.register_blueprint(health.bp)
+    app.register_blueprint(explorer.bp)
     for blueprint in (weather.bp, stats.bp, stations.bp):
         app.register_api(blueprint)
     if settings.api_docs:

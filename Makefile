@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv with wxhub and its development tools
 
-run: job  ## the main job on the embedded default, then the API on http://127.0.0.1:8000/api/docs
+run: job  ## the main job on the embedded default, then the API: explorer at http://127.0.0.1:8000/, docs at /api/docs
 	$(BIN)/wxhub serve
 
 job: $(STAMP)  ## the main job only: data/wx_data into ./wxhub.db (SQLite), then yearly statistics

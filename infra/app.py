@@ -18,9 +18,7 @@ from wxhub_infra.wxhub_stack import WxhubStack
 
 def build_app(app: cdk.App) -> cdk.App:
     """Add the registry and main stacks of the context's environment to ``app``."""
-    context = {
-        key: app.node.try_get_context(key) for key in ("env", *CONTEXT_FIELDS)
-    }
+    context = {key: app.node.try_get_context(key) for key in ("env", *CONTEXT_FIELDS)}
     settings = settings_from_context(context)
     RegistryStack(app, settings.registry_stack_name, settings=settings)
     WxhubStack(app, settings.main_stack_name, settings=settings)

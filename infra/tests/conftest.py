@@ -14,14 +14,16 @@ from typing import Any
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "20")
 
-import dataclasses  # noqa: E402
+import dataclasses
 
-from aws_cdk import App, Stack  # noqa: E402
-from aws_cdk.assertions import Template  # noqa: E402
+from aws_cdk import App, Stack
+from aws_cdk.assertions import Template
 
-from wxhub_infra.settings import EnvironmentSettings, settings_for  # noqa: E402
+from wxhub_infra.settings import EnvironmentSettings, settings_for
 
-CERTIFICATE_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"
+CERTIFICATE_ARN = (
+    "arn:aws:acm:us-east-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"
+)
 
 
 def bare_stack() -> Stack:
@@ -45,8 +47,7 @@ def prod(**changes: Any) -> EnvironmentSettings:
 
 def resources(template: Template, resource_type: str) -> dict[str, dict[str, Any]]:
     """Logical id -> resource, for every resource of ``resource_type``."""
-    found: dict[str, dict[str, Any]] = template.find_resources(resource_type)
-    return found
+    return {key: dict(value) for key, value in template.find_resources(resource_type).items()}
 
 
 def logical_id(value: Any) -> Any:
@@ -65,8 +66,10 @@ def _group_rules(template: Template, direction: str) -> Iterator[tuple[Any, ...]
     for group_id, group in resources(template, "AWS::EC2::SecurityGroup").items():
         for rule in group["Properties"].get(inline_key, []):
             yield _rule(group_id, rule, peer_key)
-    standalone = "AWS::EC2::SecurityGroupIngress" if direction == "ingress" else (
-        "AWS::EC2::SecurityGroupEgress"
+    standalone = (
+        "AWS::EC2::SecurityGroupIngress"
+        if direction == "ingress"
+        else ("AWS::EC2::SecurityGroupEgress")
     )
     for rule in resources(template, standalone).values():
         props = rule["Properties"]

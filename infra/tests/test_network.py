@@ -46,7 +46,14 @@ def subnet_names(template: Template) -> list[str]:
 def test_the_vpc_spans_two_azs_with_a_public_app_and_database_subnet_in_each(
     without_endpoints: Template,
 ) -> None:
-    assert subnet_names(without_endpoints) == ["app", "app", "database", "database", "public", "public"]
+    assert subnet_names(without_endpoints) == [
+        "app",
+        "app",
+        "database",
+        "database",
+        "public",
+        "public",
+    ]
 
 
 def test_no_subnet_gives_instances_a_public_ip(without_endpoints: Template) -> None:
@@ -64,7 +71,8 @@ def test_database_subnets_have_no_route_out(without_endpoints: Template) -> None
 def test_app_subnets_reach_out_through_the_nat_gateway(without_endpoints: Template) -> None:
     without_endpoints.resource_count_is("AWS::EC2::NatGateway", 1)
     nat_routes = [
-        r for r in resources(without_endpoints, "AWS::EC2::Route").values()
+        r
+        for r in resources(without_endpoints, "AWS::EC2::Route").values()
         if "NatGatewayId" in r["Properties"]
     ]
     assert len(nat_routes) == 2

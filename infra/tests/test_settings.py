@@ -26,7 +26,8 @@ def test_there_are_exactly_two_environments() -> None:
 
 def test_prod_is_highly_available_protected_and_keeps_swagger_private() -> None:
     prod = settings_for("prod")
-    assert prod.db_multi_az and prod.deletion_protection
+    assert prod.db_multi_az
+    assert prod.deletion_protection
     assert prod.db_backup_retention_days > settings_for("dev").db_backup_retention_days
     assert not prod.api_docs_public
     assert prod.vpc_endpoints
@@ -35,7 +36,8 @@ def test_prod_is_highly_available_protected_and_keeps_swagger_private() -> None:
 
 def test_dev_is_single_az_unprotected_with_public_swagger() -> None:
     dev = settings_for("dev")
-    assert not dev.db_multi_az and not dev.deletion_protection
+    assert not dev.db_multi_az
+    assert not dev.deletion_protection
     assert dev.api_docs_public
     assert not dev.vpc_endpoints
 
@@ -102,7 +104,7 @@ def test_a_certificate_arn_that_is_not_acm_is_rejected() -> None:
 
 
 def test_an_instance_class_without_the_db_prefix_is_rejected() -> None:
-    with pytest.raises(SettingsError, match="db.t3.micro"):
+    with pytest.raises(SettingsError, match=r"like db\.t3\.micro"):
         EnvironmentSettings(name="x", db_instance_class="t3.micro")
 
 

@@ -88,7 +88,9 @@ class ApiService(Construct):
             logging=ecs.LogDrivers.aws_logs(stream_prefix="api", log_group=log_group),
             readonly_root_filesystem=True,
             # Signals reach gunicorn (not ignored by a Python PID 1): clean drains on deploys.
-            linux_parameters=ecs.LinuxParameters(self, "LinuxParameters", init_process_enabled=True),
+            linux_parameters=ecs.LinuxParameters(
+                self, "LinuxParameters", init_process_enabled=True
+            ),
         )
         add_writable_tmp(self.task_definition, container)
 

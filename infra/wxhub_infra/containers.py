@@ -40,7 +40,9 @@ def app_environment(settings: EnvironmentSettings) -> dict[str, str]:
     }
 
 
-def add_writable_tmp(task_definition: ecs.TaskDefinition, container: ecs.ContainerDefinition) -> None:
+def add_writable_tmp(
+    task_definition: ecs.TaskDefinition, container: ecs.ContainerDefinition
+) -> None:
     """Mount task storage on /tmp: the root filesystem is read-only, and the loader stages its
     LOAD DATA files in /tmp and gunicorn its worker heartbeat files."""
     task_definition.add_volume(name=TMP_VOLUME)

@@ -119,6 +119,4 @@ class Database(Construct):
 
     def allow_from(self, security_group: ec2.ISecurityGroup, description: str) -> None:
         """Open MySQL to ``security_group``, and to nothing else."""
-        self.instance.connections.allow_from(
-            security_group, ec2.Port.tcp(MYSQL_PORT), description
-        )
+        self.instance.connections.allow_from(security_group, ec2.Port.tcp(MYSQL_PORT), description)

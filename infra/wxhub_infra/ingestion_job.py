@@ -102,7 +102,9 @@ class IngestionJob(Construct):
             secrets=database_secrets(db_secret),
             logging=ecs.LogDrivers.aws_logs(stream_prefix="job", log_group=log_group),
             readonly_root_filesystem=True,
-            linux_parameters=ecs.LinuxParameters(self, "LinuxParameters", init_process_enabled=True),
+            linux_parameters=ecs.LinuxParameters(
+                self, "LinuxParameters", init_process_enabled=True
+            ),
         )
         add_writable_tmp(self.task_definition, self.container)
         self.raw_bucket.grant_read(self.task_definition.task_role)

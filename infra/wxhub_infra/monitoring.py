@@ -150,9 +150,9 @@ class Monitoring(Construct):
             "lastStatus": ["STOPPED"],
         }
         target = events_targets.SnsTopic(self.topic)
-        self.job_failed_rule = events.Rule(
+        self.job_exited_non_zero_rule = events.Rule(
             self,
-            "JobFailed",
+            "JobExitedNonZero",
             description="the ingestion job exited with a non-zero code",
             event_pattern=events.EventPattern(
                 source=["aws.ecs"],

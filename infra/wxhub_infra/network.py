@@ -57,9 +57,7 @@ class Network(Construct):
         )
         # Rejected connections only: that is what answers "is a security group in the way?",
         # at a fraction of the volume of all traffic.
-        flow_log_group = logs.LogGroup(
-            self, "FlowLogs", retention=settings.log_retention
-        )
+        flow_log_group = logs.LogGroup(self, "FlowLogs", retention=settings.log_retention)
         self.vpc.add_flow_log(
             "RejectedTraffic",
             destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group),

@@ -108,7 +108,8 @@ class EnvironmentSettings:
             raise SettingsError(f"api_max_tasks is {self.api_max_tasks}; it must be at least 1")
         if not self.db_instance_class.startswith("db."):
             raise SettingsError(
-                f"db_instance_class {self.db_instance_class!r} must be an RDS class like db.t3.micro"
+                f"db_instance_class {self.db_instance_class!r}: "
+                "must be an RDS instance class like db.t3.micro"
             )
         if self.certificate_arn is not None and not _CERTIFICATE_ARN.match(self.certificate_arn):
             raise SettingsError(

@@ -120,7 +120,5 @@ class WxhubStack(Stack):
         """
         if value:
             return value
-        Annotations.of(self).add_error(
-            f"{self.stack_name} needs {what}: pass -c {context_key}=..."
-        )
+        Annotations.of(self).add_error(f"{self.stack_name} needs {what}: pass -c {context_key}=...")
         return placeholder

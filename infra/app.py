@@ -20,8 +20,22 @@ def build_app(app: cdk.App) -> cdk.App:
     """Add the registry and main stacks of the context's environment to ``app``."""
     context = {key: app.node.try_get_context(key) for key in ("env", *CONTEXT_FIELDS)}
     settings = settings_from_context(context)
-    RegistryStack(app, settings.registry_stack_name, settings=settings)
-    WxhubStack(app, settings.main_stack_name, settings=settings)
+    # Where deletion protection is on, a stray `cdk destroy` is refused before it starts.
+    protected = settings.deletion_protection
+    RegistryStack(
+        app,
+        settings.registry_stack_name,
+        settings=settings,
+        description=f"wxhub {settings.name}: the image repository",
+        termination_protection=protected,
+    )
+    WxhubStack(
+        app,
+        settings.main_stack_name,
+        settings=settings,
+        description=f"wxhub {settings.name}: network, database, API service, job, monitoring",
+        termination_protection=protected,
+    )
     for key, value in (("Project", "wxhub"), ("Environment", settings.name)):
         cdk.Tags.of(app).add(key, value)
     return app

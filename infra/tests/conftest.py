@@ -78,7 +78,20 @@ def _group_rules(template: Template, direction: str) -> Iterator[tuple[Any, ...]
 
 def _rule(group_id: str, rule: dict[str, Any], peer_key: str) -> tuple[Any, ...]:
     peer = rule.get("CidrIp") or rule.get("CidrIpv6") or logical_id(rule.get(peer_key))
-    return (group_id, rule["IpProtocol"], rule.get("FromPort"), rule.get("ToPort"), peer)
+    return (
+        group_id,
+        rule["IpProtocol"],
+        _port(rule.get("FromPort")),
+        _port(rule.get("ToPort")),
+        peer,
+    )
+
+
+def _port(value: Any) -> Any:
+    """A port number, or ``"<LogicalId.Attribute>"`` for one read from a resource (RDS)."""
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return "<{}.{}>".format(*value["Fn::GetAtt"])
+    return value
 
 
 def ingress_rules(template: Template) -> set[tuple[Any, ...]]:

@@ -177,3 +177,17 @@ def test_error_and_slow_query_logs_go_to_log_groups_with_retention(dev_db: Templ
             "AWS::Logs::LogGroup",
             {"LogGroupName": f"/aws/rds/instance/wxhub-dev/{kind}", "RetentionInDays": 14},
         )
+
+
+def test_with_rotation_the_rotation_function_is_the_only_other_source_let_in() -> None:
+    template = build(dev(db_secret_rotation=True), peers=1)
+    database = only_logical_id(template, "AWS::EC2::SecurityGroup", "DatabaseSecurityGroup")
+    sources = {rule[4] for rule in ingress_rules(template) if rule[0] == database}
+    rotation = [s for s in sources if "Rotation" in s]
+    assert len(sources) == 2
+    assert len(rotation) == 1
+    (rotation_rule,) = [rule for rule in ingress_rules(template) if rule[4] == rotation[0]]
+    instance_port = (
+        f"<{only_logical_id(template, 'AWS::RDS::DBInstance', 'Database')}.Endpoint.Port>"
+    )
+    assert rotation_rule[1:4] == ("tcp", instance_port, instance_port)

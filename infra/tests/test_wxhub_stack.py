@@ -305,6 +305,13 @@ def test_the_stacks_are_environment_agnostic_so_synthesis_needs_no_aws_access(
     assert not re.search(r"\b\d{12}\b", text.replace(CERTIFICATE_ARN, ""))
 
 
+def test_prod_stacks_refuse_deletion_and_dev_stacks_allow_it() -> None:
+    for env, protected in (("dev", False), ("prod", True)):
+        registry, main = synth(env, imageTag="x", certificateArn=CERTIFICATE_ARN)
+        assert registry.termination_protection is protected
+        assert main.termination_protection is protected
+
+
 def test_without_image_tag_or_certificate_the_main_stack_reports_what_to_pass() -> None:
     registry, main = synth("dev")
     errors = Annotations.from_stack(main).find_error("*", Match.any_value())

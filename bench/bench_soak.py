@@ -10,15 +10,18 @@ Passes only if nothing failed and the workers' memory held still:
   the last, no worker may grow by more than --max-growth (10%), and no worker may be
   replaced (a restarted worker would hide a leak).
 
-The warm-up (--warmup seconds of the same traffic) fills each worker's answer cache and the
-database's buffer pool, so the soak measures a steady state, not the first requests.
+The warm-up (--warmup seconds of the same traffic) brings the workers to their steady state
+first: answer caches filled, every thread and pooled connection used, the allocator's high-water
+mark reached at full concurrency. Memory climbs for the first minute of traffic and then lies
+flat; with a 10 s warm-up one worker still grew 26% during the soak (to the same plateau), so
+the default is 30 s (docs/benchmarks.md, "Soak").
 
 The mix (a wrk Lua script written per run, requests chosen at random with these weights):
 first pages of several stations, one station-year, yearly statistics, the station list, page
 jumps (`page=N` across all observations), cursor pages (`next` links), CSV of one
 station-year, and revalidations (`If-None-Match` with the page's ETag, answered 304).
 
-    python bench/bench_soak.py [--seconds 60] [--connections 64] [--warmup 10]
+    python bench/bench_soak.py [--seconds 60] [--connections 64] [--warmup 30]
 
 Exit status 0 when the bounds hold, 1 otherwise. Traffic goes to 127.0.0.1 only; the run is
 bounded by --warmup + --seconds (wrk's own -d) plus loading the data (about 15 s).
@@ -334,7 +337,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=int, default=60, help="length of the soak")
-    parser.add_argument("--warmup", type=int, default=10, help="seconds of traffic before it")
+    parser.add_argument("--warmup", type=int, default=30, help="seconds of traffic before it")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--timeout", type=int, default=5, help="wrk's per-request timeout, s")

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run job test lint lint-deploy bench clean
+.PHONY: install run job test lint lint-deploy security bench bench-scale bench-soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ lint-deploy: $(STAMP)  ## hadolint (Dockerfile) and actionlint (workflows; needs
 bench: $(STAMP)  ## full-data benchmarks on SQLite and MariaDB; see docs/benchmarks.md
 	$(BIN)/python bench/bench_run.py
 	$(BIN)/python bench/bench_api.py
+
+bench-scale: $(STAMP)  ## 1x and 10x (real + synthetic) on SQLite and MariaDB; see docs/benchmarks.md
+	$(BIN)/python bench/bench_scale.py --factors 1,10
+
+bench-soak: $(STAMP)  ## 60 s at 64 connections on MariaDB; fails on any error or worker memory growth
+	$(BIN)/python bench/bench_soak.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info wxhub.db wxhub.db-wal wxhub.db-shm tools/node_modules

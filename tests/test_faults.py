@@ -372,3 +372,30 @@ def test_a_database_gone_longer_than_the_retry_budget_fails_with_one_line_then_r
     proxy.restore()
     assert run_to_end(folder, through_proxy).returncode == EXIT_OK
     assert snapshot_of(direct) == clean_snapshot(folder)
+
+
+# ---- shards side by side -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_shards_running_side_by_side_give_the_tables_of_one_clean_run(
+    engine: Engine, tmp_path: Path
+):
+    folder = copy_real_files(tmp_path / "in", FILES)
+    processes = [
+        subprocess.Popen(
+            [*job_command(folder), "--shard", f"{k}/3"],
+            env=job_env(engine.url),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for k in (1, 2, 3)
+    ]
+    outputs = [p.communicate(timeout=JOB_TIMEOUT_S)[0] for p in processes]
+
+    assert [p.returncode for p in processes] == [EXIT_OK] * 3, outputs
+    summaries = [r for out in outputs for r in log_records(out) if r.get("event") == "summary"]
+    assert sum(s["files_loaded"] for s in summaries) == FILES
+    with Backend(engine.dialect.name, tmp_path).fresh() as clean_url:
+        assert run_to_end(folder, clean_url).returncode == EXIT_OK
+        assert snapshot(engine) == snapshot_of(clean_url)  # statistics and an empty queue too

@@ -156,7 +156,7 @@ def main() -> None:
 @_command
 def migrate(settings: Settings) -> int:
     """Bring the database schema up to date (after any run in progress)."""
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, writer=True)
     with job_lock(engine, wait=True):
         with_retries(
             engine,
@@ -199,7 +199,7 @@ def ingest(  # noqa: PLR0917  (click passes the options as arguments)
 def aggregate(settings: Settings, full: bool, wait: bool) -> int:
     """Recompute the yearly statistics of the station-years that changed."""
     return run_job(
-        make_engine(settings.database_url),
+        make_engine(settings.database_url, writer=True),
         "aggregate",
         do_ingest=False,
         full=full,
@@ -285,7 +285,7 @@ def _run_sources(
         )
         files = chosen
     return run_job(
-        make_engine(settings.database_url),
+        make_engine(settings.database_url, writer=True),
         command,
         sources=files,
         do_aggregate=command == "run",
@@ -298,6 +298,7 @@ def _run_sources(
             wait=wait,
             retry_s=settings.db_retry_s,
         ),
+        shard=shard,
     )
 
 

@@ -6,6 +6,7 @@ Kept free of imports so a parser worker process starts in milliseconds.
 from __future__ import annotations
 
 import re
+import zlib
 
 MISSING = -9999  # NOAA's marker for a missing value
 
@@ -22,3 +23,12 @@ TEMP_TENTHS_C_MIN = -900
 TEMP_TENTHS_C_MAX = 600
 PRECIPITATION_TENTHS_MM_MIN = 0
 PRECIPITATION_TENTHS_MM_MAX = 20000
+
+
+def shard_of(station_id: str, shards: int) -> int:
+    """The shard (1..``shards``) of a station: CRC-32 of its id, the same on every machine.
+
+    Ingestion takes a shard's files by it, and the aggregation of a sharded run takes the
+    same shard's station-years, so tasks running side by side never touch one another's.
+    """
+    return zlib.crc32(station_id.encode("ascii", "replace")) % shards + 1

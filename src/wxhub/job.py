@@ -70,11 +70,13 @@ def run_job(
     full: bool = False,
     workers: int | None = None,
     guard: Guard | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> int:
     """Migrate, then ingest and/or aggregate, holding the job lock; returns the exit code.
 
     When another run holds the lock the work is already being done: this run says so and
-    returns 0 (or waits, with ``guard.wait``).
+    returns 0 (or waits, with ``guard.wait``). A ``shard`` (K, N) run aggregates only its own
+    stations' years, so N shards can run side by side.
     """
     guard = guard or Guard()
     if workers is None:
@@ -86,7 +88,16 @@ def run_job(
         try:
             with _locked(engine, guard):
                 return _run(
-                    engine, command, sources, pool, do_ingest, do_aggregate, force, full, guard
+                    engine,
+                    command,
+                    sources,
+                    pool,
+                    do_ingest,
+                    do_aggregate,
+                    force,
+                    full,
+                    guard,
+                    shard,
                 )
         except LockBusy as busy:
             log.warning("%s: %s", command, busy, extra={"event": "lock_busy", "command": command})
@@ -119,6 +130,7 @@ def _run(  # noqa: PLR0917  (private: run_job's arguments, passed on)
     force: bool,
     full: bool,
     guard: Guard,
+    shard: tuple[int, int] | None,
 ) -> int:
     def retried(step: Callable[[], T], what: str) -> T:
         return with_retries(engine, step, what=what, budget_s=guard.retry_s)
@@ -135,7 +147,7 @@ def _run(  # noqa: PLR0917  (private: run_job's arguments, passed on)
             )
         if do_aggregate:
             stats.station_years_aggregated = retried(
-                lambda: run_aggregation(engine, full=full), "aggregating"
+                lambda: run_aggregation(engine, full=full, shard=shard), "aggregating"
             )
         status = "succeeded" if stats.files_failed == 0 else "failed"
     finally:

@@ -12,7 +12,7 @@ sums of tenths, so SQLite and MySQL store the same decimal; the precipitation to
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -91,7 +91,7 @@ def _sums_and_counts() -> list[Any]:
     return columns
 
 
-def _grouped_sums(dialect: str) -> Any:
+def _grouped_sums(dialect: str, stations: Collection[str] | None) -> Any:
     """Sums and counts per pending station-year that has observations.
 
     The fastest plan differs by engine, so the query's shape does (its result does not):
@@ -110,14 +110,20 @@ def _grouped_sums(dialect: str) -> Any:
         return (
             select(pending.c.station_id, pending.c.year, *_sums_and_counts())
             .select_from(pending.join(obs, in_year))
+            .where(*_of(pending.c.station_id, stations))
             .group_by(pending.c.station_id, pending.c.year)
             .subquery("sums")
         )
     year = extract("year", obs.c.obs_date).label("year")
-    stations = select(pending.c.station_id).distinct().subquery("pending_stations")
+    queued_stations = (
+        select(pending.c.station_id)
+        .where(*_of(pending.c.station_id, stations))
+        .distinct()
+        .subquery("pending_stations")
+    )
     per_year = (
         select(obs.c.station_id, year, *_sums_and_counts())
-        .select_from(stations.join(obs, obs.c.station_id == stations.c.station_id))
+        .select_from(queued_stations.join(obs, obs.c.station_id == queued_stations.c.station_id))
         .group_by(obs.c.station_id, year)
         .subquery("per_year")
     )
@@ -125,9 +131,9 @@ def _grouped_sums(dialect: str) -> Any:
     return select(*per_year.c).join(pending, queued).subquery("sums")
 
 
-def _grouped_statistics(dialect: str) -> Any:
+def _grouped_statistics(dialect: str, stations: Collection[str] | None) -> Any:
     """One row of statistics per pending station-year that has observations."""
-    sums = _grouped_sums(dialect).c
+    sums = _grouped_sums(dialect, stations).c
     return select(
         sums.station_id,
         sums.year,
@@ -168,10 +174,11 @@ def _without_lateral_derived(conn: Connection) -> Iterator[None]:
         conn.exec_driver_sql("SET SESSION optimizer_switch='split_materialized=default'")
 
 
-def queue_all(conn: Connection) -> None:
-    """Queue every station-year that has observations (for a full recomputation)."""
+def queue_all(conn: Connection, stations: Collection[str] | None = None) -> None:
+    """Queue every station-year that has observations (of ``stations``, when given)."""
     years = (
         select(obs.c.station_id, extract("year", obs.c.obs_date))
+        .where(*_of(obs.c.station_id, stations))
         .where(literal_column("1") == 1)  # SQLite needs a WHERE before an upsert's ON
         .distinct()
     )
@@ -180,27 +187,39 @@ def queue_all(conn: Connection) -> None:
     )
 
 
-def aggregate(conn: Connection, *, full: bool = False) -> int:
+def aggregate(
+    conn: Connection, *, full: bool = False, stations: Collection[str] | None = None
+) -> int:
     """Recompute the queued station-years (all of them with ``full``); returns how many.
 
-    Runs in the caller's transaction.
+    With ``stations``, only theirs: a sharded run aggregates its own shard, so tasks running
+    side by side never read, replace or dequeue one another's station-years. Runs in the
+    caller's transaction.
     """
+    if stations is not None and not stations:
+        return 0
     if full:
-        queue_all(conn)
-    count = conn.execute(select(func.count()).select_from(pending)).scalar_one()
+        queue_all(conn, stations)
+    mine = _of(pending.c.station_id, stations)
+    count = conn.execute(select(func.count()).select_from(pending).where(*mine)).scalar_one()
     if count == 0:
         return 0
     # Replace rather than upsert: a queued station-year whose observations are gone then has
     # no statistics either, with no extra query. Readers see the old rows until the commit.
     queued = exists().where(
-        pending.c.station_id == stats.c.station_id, pending.c.year == stats.c.year
+        pending.c.station_id == stats.c.station_id, pending.c.year == stats.c.year, *mine
     )
-    conn.execute(delete(stats) if full else delete(stats).where(queued))
+    everything = full and stations is None
+    conn.execute(delete(stats) if everything else delete(stats).where(queued))
     statement = insert(stats).from_select(
-        ["station_id", "year", *STAT_COLUMNS], _grouped_statistics(conn.dialect.name)
+        ["station_id", "year", *STAT_COLUMNS], _grouped_statistics(conn.dialect.name, stations)
     )
     with _without_lateral_derived(conn):
         conn.execute(statement)
-    conn.execute(delete(pending))
+    conn.execute(delete(pending).where(*mine))
     bump_data_version(conn)
     return int(count)
+
+
+def _of(column: Any, stations: Collection[str] | None) -> list[Any]:
+    return [] if stations is None else [column.in_(sorted(stations))]

@@ -18,11 +18,17 @@ MYSQL_CONNECT_TIMEOUT_S = 10
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(url: URL, **kwargs: Any) -> Engine:
-    """Create an engine for ``url`` with the settings wxhub relies on."""
+def make_engine(url: URL, *, writer: bool = False, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` with the settings wxhub relies on.
+
+    ``writer`` (the job's commands): on SQLite, every transaction takes the write lock when
+    it begins, so several job processes on one file (shards side by side) wait their turn.
+    Without it, transactions begin deferred, as readers (the API) and in-process callers
+    that hold two connections at once need.
+    """
     backend = url.get_backend_name()
     if backend == "sqlite":
-        return _sqlite_engine(url, **kwargs)
+        return _sqlite_engine(url, begin="BEGIN IMMEDIATE" if writer else "BEGIN", **kwargs)
     if backend in ("mysql", "mariadb"):
         connect_args = {
             # LOAD DATA LOCAL INFILE is the fast bulk path; the loader falls back to batched
@@ -43,7 +49,7 @@ def make_engine(url: URL, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
+def _sqlite_engine(url: URL, *, begin: str, **kwargs: Any) -> Engine:
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -65,7 +71,10 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # IMMEDIATE for writers: a deferred transaction that reads, then writes after another
+        # process committed, fails at once with "database is locked" (its snapshot is stale,
+        # so SQLite cannot wait); an immediate one waits its turn (busy_timeout) instead.
+        conn.exec_driver_sql(begin)
 
     return engine
 

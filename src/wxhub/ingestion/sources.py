@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from wxhub.domain import STATION_ID_PATTERN
+from wxhub.domain import STATION_ID_PATTERN, shard_of
 
 SUFFIXES = (".txt.gz", ".txt")
 # Readers guard against a decompression bomb: the real files are about 270 KB.
@@ -120,11 +120,6 @@ def select_shard(files: Sequence[SourceFile], shard: int, shards: int) -> list[S
     if not 1 <= shard <= shards:
         raise ValueError(f"shard {shard} is not in 1..{shards}")
     return [f for f in files if shard_of(f.station_id, shards) == shard]
-
-
-def shard_of(station_id: str, shards: int) -> int:
-    """The shard (1..``shards``) of a station: CRC-32 of its id, the same on every machine."""
-    return zlib.crc32(station_id.encode("ascii", "replace")) % shards + 1
 
 
 def _resolve_one(spec: str) -> Iterator[SourceFile]:

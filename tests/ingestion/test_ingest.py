@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -12,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Table, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -27,7 +28,9 @@ from wxhub.db.schema import (
     weather_yearly_stats,
 )
 from wxhub.ingestion import ledger
-from wxhub.ingestion.sources import resolve_sources
+from wxhub.ingestion.loader import Loader, loader_class
+from wxhub.ingestion.parser import ParsedFile
+from wxhub.ingestion.sources import LocalFile, resolve_sources
 from wxhub.job import EXIT_FAILED, EXIT_OK, run_job
 
 STATION = "USC00000001"
@@ -258,6 +261,57 @@ def test_an_unreadable_file_fails_alone_and_the_run_exits_non_zero(engine: Engin
     assert {r[0] for r in observations(engine)} == {"USC00000001", "USC00000003"}
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(weather_yearly_stats)).scalar() == 2
+
+
+@pytest.mark.parametrize(
+    ("errno_code", "reason"),
+    [(errno.EACCES, "Permission denied"), (errno.ENOSPC, "No space left on device")],
+)
+def test_a_source_file_that_cannot_be_read_fails_alone(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, errno_code: int, reason: str
+):
+    for station in ("USC00000001", "USC00000002", "USC00000003"):
+        write_station(tmp_path / "in", station, ORIGINAL)
+    real_read = LocalFile.read_bytes
+
+    def read(self: LocalFile) -> bytes:
+        if self.station_id == "USC00000002":
+            raise OSError(errno_code, reason, str(self.path))
+        return real_read(self)
+
+    # As root, file modes do not stop a read: the error is made where the read happens.
+    monkeypatch.setattr(LocalFile, "read_bytes", read)
+
+    assert run(engine, tmp_path / "in") == EXIT_FAILED
+    summary = last_run(engine)
+    assert (summary["files_loaded"], summary["files_failed"]) == (2, 1)
+    assert {r[0] for r in observations(engine)} == {"USC00000001", "USC00000003"}
+
+
+def test_a_file_that_cannot_be_staged_for_loading_fails_alone(
+    engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    for station in ("USC00000001", "USC00000002", "USC00000003"):
+        write_station(tmp_path / "in", station, ORIGINAL)
+    loader = loader_class(engine)
+    real_bulk_copy = loader.bulk_copy
+
+    def bulk_copy(self: Loader, parsed: ParsedFile, target: Table) -> None:
+        if parsed.station_id == "USC00000002":  # the disk fills while its TSV is written
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_bulk_copy(self, parsed, target)
+
+    monkeypatch.setattr(loader, "bulk_copy", bulk_copy)
+
+    assert run(engine, tmp_path / "in") == EXIT_FAILED
+    assert {r[0] for r in observations(engine)} == {"USC00000001", "USC00000003"}
+    assert "cannot stage the file for loading: No space left on device" in caplog.text
+    monkeypatch.undo()
+    assert run(engine, tmp_path / "in") == EXIT_OK  # the next run loads it
+    assert {r[0] for r in observations(engine)} == {f"USC0000000{i}" for i in (1, 2, 3)}
 
 
 def test_a_file_whose_load_fails_leaves_none_of_its_rows(

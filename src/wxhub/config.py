@@ -59,6 +59,8 @@ class Settings:
     api_docs: bool = True
     # Answers each API worker keeps per data version (MiB); 0 turns the cache off.
     api_cache_mb: int = 32
+    # How long the job keeps retrying a step whose database connection failed (seconds).
+    db_retry_s: float = 120.0
     # Origins allowed to read the API from a browser (CORS); none by default.
     cors_origins: tuple[str, ...] = ()
     # CloudWatch Embedded Metric Format in the JSON log lines ("emf"), or none ("off").
@@ -114,6 +116,7 @@ def load_settings(
         api_docs=_bool_setting(env, "WXHUB_API_DOCS", default=True),
         api_cache_mb=_int_setting(env, "WXHUB_API_CACHE_MB", default=32, minimum=0),
         cors_origins=_origins_setting(env, "WXHUB_CORS_ORIGINS"),
+        db_retry_s=float(_int_setting(env, "WXHUB_DB_RETRY_S", default=120, minimum=0)),
         parse_workers=(
             _int_setting(env, "WXHUB_PARSE_WORKERS", default=0, minimum=0)
             if env.get("WXHUB_PARSE_WORKERS", "").strip()

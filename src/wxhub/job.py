@@ -6,16 +6,21 @@ summary log line. The CLI and the container entry points are thin wrappers aroun
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import Engine
 
 from wxhub.aggregation.main import run_aggregation
 from wxhub.db import migrate
+from wxhub.db.lock import LockBusy, job_lock
+from wxhub.db.retry import DEFAULT_RETRY_S, DatabaseUnavailable, with_retries
 from wxhub.ingestion import ledger
 from wxhub.ingestion.main import ingest
 from wxhub.ingestion.sources import SourceFile
@@ -26,6 +31,8 @@ log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+
+T = TypeVar("T")
 
 
 def migrate_schema(engine: Engine) -> None:
@@ -40,6 +47,18 @@ def migrate_schema(engine: Engine) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Guard:
+    """How a run shares the database with others and rides out a database that goes away."""
+
+    # The lock that keeps two runs from writing at once (None: take no lock).
+    lock: str | None = "job"
+    # Wait for a run that holds the lock, rather than leaving the work to it.
+    wait: bool = False
+    # How long to keep retrying a step whose connection failed.
+    retry_s: float = DEFAULT_RETRY_S
+
+
 def run_job(
     engine: Engine,
     command: str,
@@ -50,15 +69,44 @@ def run_job(
     force: bool = False,
     full: bool = False,
     workers: int | None = None,
+    guard: Guard | None = None,
 ) -> int:
-    """Migrate, then ingest and/or aggregate; returns the process exit code."""
+    """Migrate, then ingest and/or aggregate, holding the job lock; returns the exit code.
+
+    When another run holds the lock the work is already being done: this run says so and
+    returns 0 (or waits, with ``guard.wait``).
+    """
+    guard = guard or Guard()
     if workers is None:
         workers = default_workers()
     if not do_ingest or len(sources) < MIN_FILES_FOR_WORKERS:
         workers = 0
     # The parser workers start first, before this process holds any connection.
     with parser_pool(workers) as pool:
-        return _run(engine, command, sources, pool, do_ingest, do_aggregate, force, full)
+        try:
+            with _locked(engine, guard):
+                return _run(
+                    engine, command, sources, pool, do_ingest, do_aggregate, force, full, guard
+                )
+        except LockBusy as busy:
+            log.warning("%s: %s", command, busy, extra={"event": "lock_busy", "command": command})
+            return EXIT_OK
+
+
+@contextlib.contextmanager
+def _locked(engine: Engine, guard: Guard) -> Iterator[None]:
+    if guard.lock is None:
+        yield
+        return
+    name = guard.lock
+    with contextlib.ExitStack() as stack:
+        with_retries(
+            engine,
+            lambda: stack.enter_context(job_lock(engine, name=name, wait=guard.wait)),
+            what="taking the job lock",
+            budget_s=guard.retry_s,
+        )
+        yield
 
 
 def _run(  # noqa: PLR0917  (private: run_job's arguments, passed on)
@@ -70,22 +118,46 @@ def _run(  # noqa: PLR0917  (private: run_job's arguments, passed on)
     do_aggregate: bool,
     force: bool,
     full: bool,
+    guard: Guard,
 ) -> int:
-    migrate_schema(engine)
-    run_id, started_at = ledger.start_run(engine, command)
+    def retried(step: Callable[[], T], what: str) -> T:
+        return with_retries(engine, step, what=what, budget_s=guard.retry_s)
+
+    retried(lambda: migrate_schema(engine), "migrating the schema")
+    run_id, started_at = retried(lambda: ledger.start_run(engine, command), "recording the run")
     started = time.perf_counter()
     stats = ledger.RunStats()
     status = "failed"
     try:
         if do_ingest:
-            stats = ingest(engine, sources, run_id=run_id, force=force, pool=pool)
+            stats = ingest(
+                engine, sources, run_id=run_id, force=force, pool=pool, retry_s=guard.retry_s
+            )
         if do_aggregate:
-            stats.station_years_aggregated = run_aggregation(engine, full=full)
+            stats.station_years_aggregated = retried(
+                lambda: run_aggregation(engine, full=full), "aggregating"
+            )
         status = "succeeded" if stats.files_failed == 0 else "failed"
     finally:
-        finished_at = ledger.finish_run(engine, run_id, status, stats)
+        finished_at = _finish(engine, run_id, status, stats, guard)
         _log_summary(command, status, stats, started_at, finished_at, started, do_ingest)
     return EXIT_OK if status == "succeeded" else EXIT_FAILED
+
+
+def _finish(
+    engine: Engine, run_id: int, status: str, stats: ledger.RunStats, guard: Guard
+) -> dt.datetime:
+    """Record the outcome; if the database is gone for good, the summary line still says it."""
+    try:
+        return with_retries(
+            engine,
+            lambda: ledger.finish_run(engine, run_id, status, stats),
+            what="recording the outcome",
+            budget_s=guard.retry_s,
+        )
+    except DatabaseUnavailable as exc:
+        log.error("%s", exc, extra={"event": "error"})
+        return ledger.utcnow()
 
 
 def _summary_metrics(stats: ledger.RunStats, duration_s: float, did_ingest: bool) -> list[Metric]:

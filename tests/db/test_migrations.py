@@ -112,6 +112,23 @@ def test_upgrading_twice_is_a_no_op(migrated_engine: Engine) -> None:
     assert _count(migrated_engine, obs) == 1  # nothing was dropped and recreated
 
 
+def test_migrations_whose_ddl_ran_but_were_never_stamped_finish_on_the_next_run(
+    migrated_engine: Engine,
+) -> None:
+    # What a run killed inside a migration leaves on MySQL, where each DDL statement commits
+    # on its own: the work done (here: all of it), the revision not recorded.
+    with migrated_engine.begin() as conn:
+        conn.execute(text(f"DELETE FROM {ALEMBIC_VERSION}"))
+    tables = _tables(migrated_engine)
+
+    assert migrate.upgrade(migrated_engine)[1] == migrate.head_revision()
+
+    assert _tables(migrated_engine) == tables
+    assert _schema_differences(migrated_engine) == []
+    with migrated_engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM data_version")).scalar() == 1
+
+
 def test_migrated_schema_matches_the_table_definitions(migrated_engine: Engine) -> None:
     assert _schema_differences(migrated_engine) == []
 

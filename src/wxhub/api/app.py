@@ -35,6 +35,9 @@ REQUEST_ID_HEADER = "X-Request-ID"
 MAX_REQUEST_ID_LENGTH = 128
 # The API answers or says it cannot within this: a dead database must not hang a request.
 API_DB_CONNECT_TIMEOUT_S = 3
+# ... and a database that stops answering mid-query (a network black hole, a hung server)
+# must not hold a worker thread either; every API query takes milliseconds.
+API_DB_READ_TIMEOUT_S = 5
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Flask:
@@ -137,6 +140,8 @@ def _api_engine(settings: Settings) -> Engine:
     connect_args: dict[str, Any] = {}
     if not settings.is_sqlite:
         connect_args["connect_timeout"] = API_DB_CONNECT_TIMEOUT_S
+        connect_args["read_timeout"] = API_DB_READ_TIMEOUT_S
+        connect_args["write_timeout"] = API_DB_READ_TIMEOUT_S
     return make_engine(settings.database_url, connect_args=connect_args)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -106,10 +107,22 @@ class StationFilter(CsvCapable):
         return None if self.station_id is None else self.station_id.split(",")
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 class WeatherQuery(StationFilter):
     date: dt.date | None = Field(None, description="One day, YYYY-MM-DD.")
     start_date: dt.date | None = Field(None, description="First day, inclusive, YYYY-MM-DD.")
     end_date: dt.date | None = Field(None, description="Last day, inclusive, YYYY-MM-DD.")
+
+    @field_validator("date", "start_date", "end_date", mode="before")
+    @classmethod
+    def _iso_dates_only(cls, value: object) -> object:
+        # pydantic would also take '0.0' or '1700000000' as a Unix time: a client that
+        # sends those has made a mistake, and should hear so rather than get 1970.
+        if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+            raise ValueError(f"{value[:40]!r} is not a date in YYYY-MM-DD form")
+        return value
 
     @model_validator(mode="after")
     def _dates_agree(self) -> WeatherQuery:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Date,
+    Engine,
     MetaData,
     SmallInteger,
     Table,
@@ -41,6 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
+from wxhub.db.engine import is_connection_failure
 from wxhub.db.schema import StationId, aggregation_pending, weather_observations
 from wxhub.db.sql import same_values, upsert
 from wxhub.domain import MISSING
@@ -242,6 +244,8 @@ class MysqlLoader(Loader):
             with self.conn.begin():
                 self._load_data(ParsedFile("probe"), _staging)
         except DBAPIError as exc:
+            if is_connection_failure(exc):
+                raise  # not a refusal: the server went away (the caller retries)
             log.warning(
                 "LOAD DATA LOCAL INFILE is refused by the server (%s); loading with batched "
                 "INSERTs instead, which is slower. Set local_infile=1 on the server to fix.",
@@ -251,10 +255,15 @@ class MysqlLoader(Loader):
         return True
 
 
+def loader_class(bind: Connection | Engine) -> type[Loader]:
+    """The loader for this backend (known without connecting)."""
+    if bind.dialect.name == "sqlite":
+        return SqliteLoader
+    if bind.dialect.name in ("mysql", "mariadb"):
+        return MysqlLoader
+    raise NotImplementedError(f"no loader for the {bind.dialect.name} dialect")
+
+
 def make_loader(conn: Connection) -> Loader:
     """The loader for this connection's backend."""
-    if conn.dialect.name == "sqlite":
-        return SqliteLoader(conn)
-    if conn.dialect.name in ("mysql", "mariadb"):
-        return MysqlLoader(conn)
-    raise NotImplementedError(f"no loader for the {conn.dialect.name} dialect")
+    return loader_class(conn)(conn)

@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from wxhub.db.engine import is_connection_failure
+from wxhub.db.retry import DEFAULT_RETRY_S, with_retries
 from wxhub.db.schema import bump_data_version
 from wxhub.ingestion import ledger
-from wxhub.ingestion.loader import LoadCounts, Loader, make_loader
+from wxhub.ingestion.loader import LoadCounts, Loader, loader_class, make_loader
 from wxhub.ingestion.parser import ParsedFile, PayloadFormat, parse_for_loading
 from wxhub.ingestion.sources import SourceFile
 from wxhub.observability import progress
@@ -84,43 +86,85 @@ def ingest(
     run_id: int,
     force: bool = False,
     pool: ProcessPoolExecutor | None = None,
+    retry_s: float = DEFAULT_RETRY_S,
 ) -> ledger.RunStats:
     """Load ``sources`` in order; a file that fails is reported and the others still load.
 
     With a ``pool`` (see :mod:`wxhub.ingestion.workers`), files are parsed there, a few
-    ahead of the loader; without one, here.
+    ahead of the loader; without one, here. A file whose load fails because the database
+    went away is loaded again on a new connection once it answers (for ``retry_s`` at most).
     """
     stats = ledger.RunStats(files_seen=len(sources))
-    with engine.connect() as conn:
-        known = _Known() if force else _Known(ledger.known_files(conn), ledger.known_objects(conn))
-        conn.rollback()
-        loader = make_loader(conn)
+    known = with_retries(
+        engine, lambda: _known(engine, force), what="reading the ledger", budget_s=retry_s
+    )
+    session = _LoaderSession(engine)
+    try:
         items = _prepared(
-            sources,
-            known,
-            pool=pool,
-            payload_format=loader.payload_format,
+            sources, known, pool=pool, payload_format=loader_class(engine).payload_format
         )
         with progress(len(sources), "Ingesting") as advance:
             for item in items:
                 if item.skipped:
                     stats.files_skipped += 1
                     if not item.unread and item.source.version is not None:
-                        _remember_object(conn, item)
+                        _remember_object(session, item)
                     _log_file(item, "skipped")
                 elif item.error is not None:
                     _fail(stats, item, item.error)
                 else:
                     # A type-narrowing invariant, not a check: set for every loaded item.
                     assert item.parsed is not None  # noqa: S101  # nosec B101
-                    _load(conn, loader, item, item.parsed, run_id=run_id, stats=stats)
+                    parsed = item.parsed
+                    with_retries(
+                        engine,
+                        lambda: _load(session, item, parsed, run_id=run_id, stats=stats),  # noqa: B023  (called at once)
+                        what=f"loading {item.source.uri}",
+                        budget_s=retry_s,
+                    )
                 advance(1)
+    finally:
+        session.close()
     return stats
 
 
+def _known(engine: Engine, force: bool) -> _Known:
+    if force:
+        return _Known()
+    with engine.connect() as conn:
+        return _Known(ledger.known_files(conn), ledger.known_objects(conn))
+
+
+class _LoaderSession:
+    """The connection and loader files are loaded with, opened again after a lost connection
+    (the loader's staging table lives and dies with its connection)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn: Connection | None = None
+        self._loader: Loader | None = None
+
+    def loader(self) -> Loader:
+        if self._loader is None:
+            self._loader = make_loader(self.connection())
+        return self._loader
+
+    def connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def close(self) -> None:
+        conn, self._conn, self._loader = self._conn, None, None
+        if conn is not None:
+            try:
+                conn.close()
+            except DBAPIError:  # already gone with the server
+                conn.invalidate()
+
+
 def _load(
-    conn: Connection,
-    loader: Loader,
+    session: _LoaderSession,
     item: _Item,
     parsed: ParsedFile,
     *,
@@ -129,6 +173,8 @@ def _load(
 ) -> None:
     started = time.perf_counter()
     try:
+        loader = session.loader()
+        conn = session.connection()
         with conn.begin():
             counts = loader.load(parsed)
             if counts.inserted or counts.updated:
@@ -151,12 +197,16 @@ def _load(
                     conn, source_uri=item.source.uri, version=item.source.version, file_id=file_id
                 )
     except DBAPIError as exc:
-        if exc.connection_invalidated:
-            raise  # the database went away: no later file can load either
+        if is_connection_failure(exc):
+            session.close()
+            raise  # the database went away: with_retries loads the file again when it is back
         _fail(stats, item, f"database refused the file: {exc.orig}")
         return
     except SQLAlchemyError as exc:
         _fail(stats, item, f"database refused the file: {exc}")
+        return
+    except OSError as exc:  # e.g. no space left for the bulk-load file: this file alone fails
+        _fail(stats, item, f"cannot stage the file for loading: {exc.strerror or exc}")
         return
     stats.files_loaded += 1
     stats.records_read += parsed.records_read
@@ -168,12 +218,13 @@ def _load(
     _log_file(item, "loaded", parsed, counts, load_ms=(time.perf_counter() - started) * 1000)
 
 
-def _remember_object(conn: Connection, item: _Item) -> None:
+def _remember_object(session: _LoaderSession, item: _Item) -> None:
     """An object read again for known content (a new ETag): record its version, so the next
     run skips it before reading. Only bookkeeping: if it fails, the next run reads it again."""
     version = item.source.version
     assert version is not None  # noqa: S101  (only called for objects)  # nosec B101
     try:
+        conn = session.connection()
         with conn.begin():
             file_id = ledger.file_id_of(conn, item.source.station_id, item.sha256)
             if file_id is not None:
@@ -181,8 +232,8 @@ def _remember_object(conn: Connection, item: _Item) -> None:
                     conn, source_uri=item.source.uri, version=version, file_id=file_id
                 )
     except DBAPIError as exc:
-        if exc.connection_invalidated:
-            raise
+        if is_connection_failure(exc):
+            session.close()  # the next file's load reconnects (and retries) as needed
         log.warning("%s: could not record its version: %s", item.source.uri, exc.orig)
     except SQLAlchemyError as exc:
         log.warning("%s: could not record its version: %s", item.source.uri, exc)

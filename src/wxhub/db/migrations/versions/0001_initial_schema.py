@@ -24,6 +24,11 @@ STATION_ID = sa.String(20).with_variant(
 MYSQL_OPTIONS: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 
 
+# IF NOT EXISTS and the checks below: MySQL commits each DDL statement on its own, so a run
+# killed half-way through this migration leaves some of it done and the revision unstamped;
+# the next run must be able to finish it rather than trip over what already exists.
+
+
 def upgrade() -> None:
     op.create_table(
         "weather_observations",
@@ -47,6 +52,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("station_id", "obs_date", name=op.f("pk_weather_observations")),
         comment="One row per station and day, values in integer tenths as NOAA publishes them.",
         sqlite_with_rowid=False,
+        if_not_exists=True,
         **MYSQL_OPTIONS,
     )
     op.create_table(
@@ -61,6 +67,7 @@ def upgrade() -> None:
         sa.Column("precipitation_days", sa.SmallInteger(), nullable=False),
         sa.PrimaryKeyConstraint("station_id", "year", name=op.f("pk_weather_yearly_stats")),
         comment="One row per station and year; a statistic with no contributing day is NULL.",
+        if_not_exists=True,
         **MYSQL_OPTIONS,
     )
     op.create_table(
@@ -87,6 +94,7 @@ def upgrade() -> None:
         sa.Column("station_years_aggregated", sa.Integer(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_job_runs")),
         comment="One row per ingest, aggregate or run command: its outcome and counts.",
+        if_not_exists=True,
         **MYSQL_OPTIONS,
     )
     op.create_table(
@@ -116,6 +124,7 @@ def upgrade() -> None:
             "station_id", "content_sha256", name=op.f("uq_ingested_files_station_id_content_sha256")
         ),
         comment="Ledger of loaded files, written in the same transaction as their rows.",
+        if_not_exists=True,
         **MYSQL_OPTIONS,
     )
     op.create_table(
@@ -132,17 +141,23 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ingestion_rejects")),
         comment="Lines refused by the parser, with the reason, so nothing is silently lost.",
+        if_not_exists=True,
         **MYSQL_OPTIONS,
     )
-    op.create_index(
-        op.f("ix_ingestion_rejects_file_id_line_no"), "ingestion_rejects", ["file_id", "line_no"]
-    )
+    indexes = {ix["name"] for ix in sa.inspect(op.get_bind()).get_indexes("ingestion_rejects")}
+    if "ix_ingestion_rejects_file_id_line_no" not in indexes:
+        op.create_index(
+            op.f("ix_ingestion_rejects_file_id_line_no"),
+            "ingestion_rejects",
+            ["file_id", "line_no"],
+        )
     op.create_table(
         "aggregation_pending",
         sa.Column("station_id", STATION_ID, nullable=False),
         sa.Column("year", sa.SmallInteger(), autoincrement=False, nullable=False),
         sa.PrimaryKeyConstraint("station_id", "year", name=op.f("pk_aggregation_pending")),
         comment="Station-years changed since their statistics were last computed.",
+        if_not_exists=True,
         **MYSQL_OPTIONS,
     )
 

@@ -20,11 +20,18 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# IF NOT EXISTS and the checks below: MySQL commits each DDL statement on its own, so a run
+# killed half-way through this migration leaves some of it done and the revision unstamped;
+# the next run must be able to finish it rather than trip over what already exists.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("weather_yearly_stats") as batch:
-        batch.add_column(
-            sa.Column("observation_days", sa.SmallInteger(), server_default="0", nullable=False)
-        )
+    columns = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("weather_yearly_stats")}
+    if "observation_days" not in columns:
+        with op.batch_alter_table("weather_yearly_stats") as batch:
+            batch.add_column(
+                sa.Column("observation_days", sa.SmallInteger(), server_default="0", nullable=False)
+            )
     stats = sa.table("weather_yearly_stats", sa.column("station_id"), sa.column("year"))
     pending = sa.table("aggregation_pending", sa.column("station_id"), sa.column("year"))
     queued = sa.select(pending.c.station_id).where(

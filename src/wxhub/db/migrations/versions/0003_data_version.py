@@ -22,6 +22,11 @@ depends_on: str | Sequence[str] | None = None
 MYSQL_OPTIONS: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 
 
+# IF NOT EXISTS and the checks below: MySQL commits each DDL statement on its own, so a run
+# killed half-way through this migration leaves some of it done and the revision unstamped;
+# the next run must be able to finish it rather than trip over what already exists.
+
+
 def upgrade() -> None:
     table = op.create_table(
         "data_version",
@@ -29,9 +34,12 @@ def upgrade() -> None:
         sa.Column("version", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_data_version")),
         comment="One row: a counter bumped by every transaction that changes served data.",
+        if_not_exists=True,
         **MYSQL_OPTIONS,
     )
-    op.bulk_insert(table, [{"id": 1, "version": 1}])
+    rows = op.get_bind().execute(sa.select(sa.func.count()).select_from(table)).scalar()
+    if not rows:
+        op.bulk_insert(table, [{"id": 1, "version": 1}])
 
 
 def downgrade() -> None:

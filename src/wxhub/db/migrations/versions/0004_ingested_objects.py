@@ -40,6 +40,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("source_uri_sha256", name=op.f("pk_ingested_objects")),
         comment="The object version (ETag, size) last read at each S3 URI, and its ledger file: "
         "an object listed with the same ETag and size is skipped without being read.",
+        # MySQL commits DDL on its own: a run killed here must be able to finish it.
+        if_not_exists=True,
         **MYSQL_OPTIONS,
     )
 

@@ -1,0 +1,153 @@
+"""The VPC: two AZs, public / app / database subnets, endpoints on a flag."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk.assertions import Template
+
+from tests.conftest import (
+    bare_stack,
+    dev,
+    egress_rules,
+    ingress_rules,
+    only_logical_id,
+    resources,
+)
+from wxhub_infra.network import Network
+
+
+def build(**changes: Any) -> tuple[Network, Template]:
+    stack = bare_stack()
+    network = Network(stack, "Network", settings=dev(**changes))
+    return network, Template.from_stack(stack)
+
+
+@pytest.fixture(scope="module")
+def without_endpoints() -> Template:
+    return build(vpc_endpoints=False)[1]
+
+
+@pytest.fixture(scope="module")
+def with_endpoints() -> tuple[Network, Template]:
+    return build(vpc_endpoints=True)
+
+
+def subnet_names(template: Template) -> list[str]:
+    names = []
+    for subnet in resources(template, "AWS::EC2::Subnet").values():
+        tags = {t["Key"]: t["Value"] for t in subnet["Properties"]["Tags"]}
+        names.append(tags["aws-cdk:subnet-name"])
+    return sorted(names)
+
+
+def test_the_vpc_spans_two_azs_with_a_public_app_and_database_subnet_in_each(
+    without_endpoints: Template,
+) -> None:
+    assert subnet_names(without_endpoints) == [
+        "app",
+        "app",
+        "database",
+        "database",
+        "public",
+        "public",
+    ]
+
+
+def test_no_subnet_gives_instances_a_public_ip(without_endpoints: Template) -> None:
+    for subnet in resources(without_endpoints, "AWS::EC2::Subnet").values():
+        assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
+
+
+def test_database_subnets_have_no_route_out(without_endpoints: Template) -> None:
+    routes = resources(without_endpoints, "AWS::EC2::Route")
+    assert routes, "public and app subnets have routes"
+    for logical_id in routes:
+        assert "database" not in logical_id
+
+
+def test_app_subnets_reach_out_through_the_nat_gateway(without_endpoints: Template) -> None:
+    without_endpoints.resource_count_is("AWS::EC2::NatGateway", 1)
+    nat_routes = [
+        r
+        for r in resources(without_endpoints, "AWS::EC2::Route").values()
+        if "NatGatewayId" in r["Properties"]
+    ]
+    assert len(nat_routes) == 2
+
+
+def test_nat_gateways_follow_the_setting() -> None:
+    build(nat_gateways=2)[1].resource_count_is("AWS::EC2::NatGateway", 2)
+
+
+def test_the_s3_gateway_endpoint_is_always_there(without_endpoints: Template) -> None:
+    without_endpoints.has_resource_properties(
+        "AWS::EC2::VPCEndpoint",
+        {
+            "VpcEndpointType": "Gateway",
+            "ServiceName": {"Fn::Join": ["", ["com.amazonaws.", {"Ref": "AWS::Region"}, ".s3"]]},
+        },
+    )
+
+
+def test_without_the_flag_there_is_no_interface_endpoint(without_endpoints: Template) -> None:
+    without_endpoints.resource_count_is("AWS::EC2::VPCEndpoint", 1)
+
+
+def test_the_flag_adds_interface_endpoints_for_ecr_logs_and_secrets_manager(
+    with_endpoints: tuple[Network, Template],
+) -> None:
+    _, template = with_endpoints
+    services = set()
+    for endpoint in resources(template, "AWS::EC2::VPCEndpoint").values():
+        if endpoint["Properties"]["VpcEndpointType"] == "Interface":
+            assert endpoint["Properties"]["PrivateDnsEnabled"] is True
+            services.add(endpoint["Properties"]["ServiceName"]["Fn::Join"][1][2])
+    assert services == {".ecr.api", ".ecr.dkr", ".logs", ".secretsmanager"}
+
+
+def test_interface_endpoints_are_closed_until_a_task_group_is_let_in(
+    with_endpoints: tuple[Network, Template],
+) -> None:
+    _, template = with_endpoints
+    assert ingress_rules(template) == set()
+
+
+def test_a_task_group_let_in_reaches_each_endpoint_on_https_only() -> None:
+    stack = bare_stack()
+    network = Network(stack, "Network", settings=dev(vpc_endpoints=True))
+    tasks = ec2.SecurityGroup(stack, "Tasks", vpc=network.vpc, allow_all_outbound=False)
+    network.allow_endpoints_from(tasks)
+    template = Template.from_stack(stack)
+    tasks_id = stack.get_logical_id(tasks.node.default_child)  # type: ignore[arg-type]
+    endpoints_id = only_logical_id(
+        template, "AWS::EC2::SecurityGroup", "NetworkEndpointSecurityGroup"
+    )
+    assert ingress_rules(template) == {(endpoints_id, "tcp", 443, 443, tasks_id)}
+    for endpoint in resources(template, "AWS::EC2::VPCEndpoint").values():
+        if endpoint["Properties"]["VpcEndpointType"] == "Interface":
+            groups = [g["Fn::GetAtt"][0] for g in endpoint["Properties"]["SecurityGroupIds"]]
+            assert groups == [endpoints_id]
+
+
+def test_the_endpoint_group_opens_no_outbound_path(
+    with_endpoints: tuple[Network, Template],
+) -> None:
+    _, template = with_endpoints
+    assert {rule[4] for rule in egress_rules(template)} == {"255.255.255.255/32"}
+
+
+def test_rejected_traffic_is_logged_with_retention(without_endpoints: Template) -> None:
+    without_endpoints.has_resource_properties(
+        "AWS::EC2::FlowLog", {"TrafficType": "REJECT", "LogDestinationType": "cloud-watch-logs"}
+    )
+    without_endpoints.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 14})
+
+
+def test_the_app_subnet_ids_are_the_two_private_subnets(
+    with_endpoints: tuple[Network, Template],
+) -> None:
+    network, _ = with_endpoints
+    assert len(network.app_subnet_ids) == 2

@@ -1,0 +1,340 @@
+"""The whole app as `cdk deploy` builds it, for dev and prod: wiring, rules, grants, outputs."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk.assertions import Annotations, Match, Template
+
+from app import build_app
+from tests.conftest import CERTIFICATE_ARN, egress_rules, ingress_rules, only_logical_id, resources
+
+MAIN_OUTPUTS = {
+    "ApiUrl",
+    "RawBucketName",
+    "AlarmTopicArn",
+    "ClusterName",
+    "ApiServiceName",
+    "JobTaskDefinitionArn",
+    "JobSecurityGroupId",
+    "PrivateSubnetIds",
+    "JobContainerName",
+}
+
+
+def synth(env: str, **context: str) -> tuple[Stack, Stack]:
+    """The registry and main stacks of ``env``, from context as the CLI would pass it."""
+    app = build_app(App(context={"env": env, **context}))
+    registry = app.node.find_child(f"Wxhub-{env}-registry")
+    main = app.node.find_child(f"Wxhub-{env}")
+    assert isinstance(registry, Stack)
+    assert isinstance(main, Stack)
+    return registry, main
+
+
+def deployable(env: str) -> Template:
+    _, main = synth(env, imageTag="0a1b2c3", certificateArn=CERTIFICATE_ARN)
+    return Template.from_stack(main)
+
+
+@pytest.fixture(scope="module")
+def dev() -> Template:
+    return deployable("dev")
+
+
+@pytest.fixture(scope="module")
+def prod() -> Template:
+    return deployable("prod")
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def either(request: pytest.FixtureRequest, dev: Template, prod: Template) -> Template:
+    return dev if request.param == "dev" else prod
+
+
+def group(template: Template, prefix: str) -> str:
+    return only_logical_id(template, "AWS::EC2::SecurityGroup", prefix)
+
+
+def designed_ingress(template: Template) -> set[tuple[Any, ...]]:
+    alb = group(template, "ApiLoadBalancerSecurityGroup")
+    api = group(template, "ApiServiceSecurityGroup")
+    job = group(template, "IngestionJobSecurityGroup")
+    database = group(template, "DatabaseSecurityGroup")
+    return {
+        (alb, "tcp", 443, 443, "0.0.0.0/0"),
+        (alb, "tcp", 80, 80, "0.0.0.0/0"),
+        (api, "tcp", 8000, 8000, alb),
+        (database, "tcp", 3306, 3306, api),
+        (database, "tcp", 3306, 3306, job),
+    }
+
+
+def test_dev_opens_exactly_the_designed_inbound_rules(dev: Template) -> None:
+    assert ingress_rules(dev) == designed_ingress(dev)
+
+
+def test_prod_adds_only_https_from_the_task_groups_to_the_endpoints(prod: Template) -> None:
+    endpoints = group(prod, "NetworkEndpointSecurityGroup")
+    api = group(prod, "ApiServiceSecurityGroup")
+    job = group(prod, "IngestionJobSecurityGroup")
+    assert ingress_rules(prod) == designed_ingress(prod) | {
+        (endpoints, "tcp", 443, 443, api),
+        (endpoints, "tcp", 443, 443, job),
+    }
+
+
+def test_outbound_rules_are_exactly_those_the_traffic_needs(dev: Template) -> None:
+    alb = group(dev, "ApiLoadBalancerSecurityGroup")
+    api = group(dev, "ApiServiceSecurityGroup")
+    job = group(dev, "IngestionJobSecurityGroup")
+    database = group(dev, "DatabaseSecurityGroup")
+    assert egress_rules(dev) == {
+        (alb, "tcp", 8000, 8000, api),
+        (api, "tcp", 443, 443, "0.0.0.0/0"),
+        (api, "tcp", 3306, 3306, database),
+        (job, "tcp", 443, 443, "0.0.0.0/0"),
+        (job, "tcp", 3306, 3306, database),
+        (database, "icmp", 252, 86, "255.255.255.255/32"),  # CDK's marker for "none"
+    }
+
+
+def test_no_ipv6_rule_exists(either: Template) -> None:
+    assert "CidrIpv6" not in json.dumps(either.to_json())
+
+
+def policy_statements(template: Template) -> Iterator[dict[str, Any]]:
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        yield from policy["Properties"]["PolicyDocument"]["Statement"]
+    for role in resources(template, "AWS::IAM::Role").values():
+        for policy in role["Properties"].get("Policies", []):
+            yield from policy["PolicyDocument"]["Statement"]
+
+
+def test_no_iam_statement_allows_every_action_or_every_action_of_a_service(
+    either: Template,
+) -> None:
+    statements = list(policy_statements(either))
+    assert statements
+    for statement in statements:
+        actions = statement["Action"]
+        for action in [actions] if isinstance(actions, str) else actions:
+            assert action != "*", statement
+            assert not re.fullmatch(r"[\w-]+:\*", action), statement
+
+
+def test_only_actions_that_take_no_resource_are_granted_on_every_resource(
+    either: Template,
+) -> None:
+    unscoped = {
+        statement["Action"]
+        for statement in policy_statements(either)
+        if statement["Resource"] == "*"
+    }
+    assert unscoped == {"ecr:GetAuthorizationToken"}
+
+
+def test_no_task_role_may_put_metrics_because_emf_goes_through_the_logs(either: Template) -> None:
+    actions = json.dumps([s["Action"] for s in policy_statements(either)])
+    assert "cloudwatch:" not in actions
+
+
+def test_every_role_is_for_one_service_of_this_stack(either: Template) -> None:
+    principals = set()
+    for role in resources(either, "AWS::IAM::Role").values():
+        (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        principals.add(statement["Principal"]["Service"])
+    assert principals == {
+        "ecs-tasks.amazonaws.com",  # task and execution roles
+        "events.amazonaws.com",  # the schedule's RunTask
+        "vpc-flow-logs.amazonaws.com",
+        "monitoring.rds.amazonaws.com",  # enhanced monitoring
+    }
+
+
+def test_both_containers_run_the_image_tag_from_the_environment_repository(
+    dev: Template,
+) -> None:
+    images = set()
+    for task in resources(dev, "AWS::ECS::TaskDefinition").values():
+        (definition,) = task["Properties"]["ContainerDefinitions"]
+        images.add(json.dumps(definition["Image"]))
+    assert len(images) == 1
+    assert images.pop().endswith('"/wxhub-dev:0a1b2c3"]]}')
+
+
+def test_both_containers_read_the_database_secret_attached_to_the_instance(
+    dev: Template,
+) -> None:
+    attachment = only_logical_id(
+        dev, "AWS::SecretsManager::SecretTargetAttachment", "DatabaseCredentialsAttachment"
+    )
+    for task in resources(dev, "AWS::ECS::TaskDefinition").values():
+        (definition,) = task["Properties"]["ContainerDefinitions"]
+        assert {s["Name"]: s["ValueFrom"]["Fn::Join"][1] for s in definition["Secrets"]} == {
+            "DB_HOST": [{"Ref": attachment}, ":host::"],
+            "DB_PORT": [{"Ref": attachment}, ":port::"],
+            "DB_USER": [{"Ref": attachment}, ":username::"],
+            "DB_PASSWORD": [{"Ref": attachment}, ":password::"],
+            "DB_NAME": [{"Ref": attachment}, ":dbname::"],
+        }
+
+
+def test_metrics_go_to_the_namespace_of_the_environment(prod: Template) -> None:
+    prod.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {"Namespace": "wxhub/prod", "MetricName": "DatabaseConnectionFailures"},
+    )
+
+
+def test_the_outputs_are_exactly_those_of_the_contract_without_exports(either: Template) -> None:
+    outputs = either.to_json()["Outputs"]
+    assert set(outputs) == MAIN_OUTPUTS
+    assert all("Export" not in output for output in outputs.values())
+
+
+def test_the_outputs_name_what_the_deploy_flow_needs(dev: Template) -> None:
+    outputs = dev.to_json()["Outputs"]
+    assert outputs["JobContainerName"]["Value"] == "job"
+    assert outputs["JobTaskDefinitionArn"]["Value"] == {
+        "Ref": only_logical_id(dev, "AWS::ECS::TaskDefinition", "IngestionJobTaskDefinition")
+    }
+    assert outputs["JobSecurityGroupId"]["Value"] == {
+        "Fn::GetAtt": [group(dev, "IngestionJobSecurityGroup"), "GroupId"]
+    }
+    assert outputs["PrivateSubnetIds"]["Value"] == {
+        "Fn::Join": [
+            ",",
+            [
+                {"Ref": only_logical_id(dev, "AWS::EC2::Subnet", "NetworkVpcappSubnet1")},
+                {"Ref": only_logical_id(dev, "AWS::EC2::Subnet", "NetworkVpcappSubnet2")},
+            ],
+        ]
+    }
+    assert outputs["RawBucketName"]["Value"] == {
+        "Ref": only_logical_id(dev, "AWS::S3::Bucket", "IngestionJobRawBucket")
+    }
+    assert outputs["AlarmTopicArn"]["Value"] == {
+        "Ref": only_logical_id(dev, "AWS::SNS::Topic", "MonitoringAlarmTopic")
+    }
+    assert outputs["ClusterName"]["Value"] == {
+        "Ref": only_logical_id(dev, "AWS::ECS::Cluster", "Cluster")
+    }
+    assert outputs["ApiServiceName"]["Value"] == {
+        "Fn::GetAtt": [only_logical_id(dev, "AWS::ECS::Service", "ApiService"), "Name"]
+    }
+
+
+def test_the_api_url_is_https_on_the_load_balancer_name(dev: Template) -> None:
+    alb = only_logical_id(dev, "AWS::ElasticLoadBalancingV2::LoadBalancer", "ApiLoadBalancer")
+    assert dev.to_json()["Outputs"]["ApiUrl"]["Value"] == {
+        "Fn::Join": ["", ["https://", {"Fn::GetAtt": [alb, "DNSName"]}]]
+    }
+
+
+def test_the_api_url_is_the_domain_name_when_one_is_given() -> None:
+    _, main = synth(
+        "dev", imageTag="x", certificateArn=CERTIFICATE_ARN, domainName="weather.example.com"
+    )
+    outputs = Template.from_stack(main).to_json()["Outputs"]
+    assert outputs["ApiUrl"]["Value"] == "https://weather.example.com"
+
+
+def test_prod_is_multi_az_protected_private_docs_and_private_endpoints(prod: Template) -> None:
+    prod.has_resource_properties(
+        "AWS::RDS::DBInstance",
+        {"MultiAZ": True, "DeletionProtection": True, "BackupRetentionPeriod": 14},
+    )
+    prod.resource_count_is("AWS::EC2::NatGateway", 2)
+    prod.resource_count_is("AWS::EC2::VPCEndpoint", 5)
+    prod.has_resource_properties(
+        "AWS::ECS::TaskDefinition",
+        {
+            "ContainerDefinitions": [
+                Match.object_like(
+                    {"Environment": Match.array_with([{"Name": "WXHUB_API_DOCS", "Value": "off"}])}
+                )
+            ]
+        },
+    )
+
+
+def test_dev_is_single_az_unprotected_with_one_nat_and_public_docs(dev: Template) -> None:
+    dev.has_resource_properties(
+        "AWS::RDS::DBInstance",
+        {"MultiAZ": False, "DeletionProtection": False, "BackupRetentionPeriod": 1},
+    )
+    dev.resource_count_is("AWS::EC2::NatGateway", 1)
+    dev.resource_count_is("AWS::EC2::VPCEndpoint", 1)
+    dev.has_resource_properties(
+        "AWS::ECS::TaskDefinition",
+        {
+            "ContainerDefinitions": [
+                Match.object_like(
+                    {"Environment": Match.array_with([{"Name": "WXHUB_API_DOCS", "Value": "on"}])}
+                )
+            ]
+        },
+    )
+
+
+def test_everything_is_tagged_with_project_and_environment(prod: Template) -> None:
+    prod.has_resource_properties(
+        "AWS::ECS::Cluster",
+        {"Tags": [{"Key": "Environment", "Value": "prod"}, {"Key": "Project", "Value": "wxhub"}]},
+    )
+
+
+def test_the_cluster_has_container_insights(dev: Template) -> None:
+    dev.has_resource_properties(
+        "AWS::ECS::Cluster",
+        {"ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]},
+    )
+
+
+def test_the_stacks_are_environment_agnostic_so_synthesis_needs_no_aws_access(
+    dev: Template,
+) -> None:
+    text = json.dumps(dev.to_json())
+    assert "us-east-1" not in text.replace(CERTIFICATE_ARN, "")
+    assert not re.search(r"\b\d{12}\b", text.replace(CERTIFICATE_ARN, ""))
+
+
+def test_prod_stacks_refuse_deletion_and_dev_stacks_allow_it() -> None:
+    for env, protected in (("dev", False), ("prod", True)):
+        registry, main = synth(env, imageTag="x", certificateArn=CERTIFICATE_ARN)
+        assert registry.termination_protection is protected
+        assert main.termination_protection is protected
+
+
+def test_without_image_tag_or_certificate_the_main_stack_reports_what_to_pass() -> None:
+    registry, main = synth("dev")
+    errors = Annotations.from_stack(main).find_error("*", Match.any_value())
+    messages = sorted(str(e.entry.data) for e in errors)
+    assert len(messages) == 2
+    assert "-c certificateArn=" in messages[0]
+    assert "-c imageTag=" in messages[1]
+    assert Annotations.from_stack(registry).find_error("*", Match.any_value()) == []
+
+
+def test_the_job_schedule_and_shards_come_from_context() -> None:
+    _, main = synth(
+        "dev",
+        imageTag="x",
+        certificateArn=CERTIFICATE_ARN,
+        schedule="rate(1 hour)",
+        jobShards="2",
+    )
+    template = Template.from_stack(main)
+    (schedule,) = [
+        rule["Properties"]
+        for rule in resources(template, "AWS::Events::Rule").values()
+        if "ScheduleExpression" in rule["Properties"]
+    ]
+    assert schedule["ScheduleExpression"] == "rate(1 hour)"
+    assert len(schedule["Targets"]) == 2

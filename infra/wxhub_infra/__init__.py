@@ -1,0 +1,1 @@
+"""wxhub's AWS infrastructure: one construct per logical unit, composed by two stacks per env."""

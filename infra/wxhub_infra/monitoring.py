@@ -1,0 +1,199 @@
+"""Where wxhub's logs go, and what wakes someone up: one SNS topic for every alarm."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from wxhub_infra.settings import EnvironmentSettings
+
+# The app's own metric (Embedded Metric Format), written by both the API and the job.
+DB_CONNECTION_FAILURES = "DatabaseConnectionFailures"
+ALB_5XX_PERCENT_THRESHOLD = 5
+RDS_CPU_PERCENT_THRESHOLD = 80
+RDS_FREE_STORAGE_BYTES_THRESHOLD = 2 * 1024**3
+
+
+class Monitoring(Construct):
+    """The alarm topic, the log groups of each component, and the alarms on them.
+
+    Built first, so the services can be handed their log groups; the alarms are added once the
+    things they watch exist (``watch_*``), which keeps every dependency an explicit argument.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, settings: EnvironmentSettings):
+        super().__init__(scope, construct_id)
+        self._settings = settings
+        self.topic = sns.Topic(self, "AlarmTopic", display_name=f"wxhub {settings.name} alarms")
+        if settings.alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
+        self._alarm_action = cloudwatch_actions.SnsAction(self.topic)
+        # The API's log stream carries gunicorn's access log lines (with RequestLatency);
+        # the job's carries ingestion and aggregation, which run in one process (`wxhub run`).
+        self.api_logs = self._log_group("ApiLogs", f"/wxhub/{settings.name}/api")
+        self.job_logs = self._log_group("JobLogs", f"/wxhub/{settings.name}/job")
+
+    def _log_group(self, construct_id: str, name: str) -> logs.LogGroup:
+        return logs.LogGroup(
+            self,
+            construct_id,
+            log_group_name=name,
+            retention=self._settings.log_retention,
+            # Named groups would block re-creating the stack if they outlived it.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
+    def _notify(self, alarm: cloudwatch.Alarm) -> cloudwatch.Alarm:
+        """Send both the alarm and its recovery to the topic."""
+        alarm.add_alarm_action(self._alarm_action)
+        alarm.add_ok_action(self._alarm_action)
+        return alarm
+
+    def _db_connection_failures_alarm(self, service: str) -> cloudwatch.Alarm:
+        metric = cloudwatch.Metric(
+            namespace=self._settings.metrics_namespace,
+            metric_name=DB_CONNECTION_FAILURES,
+            dimensions_map={"Service": service},
+            statistic="Sum",
+            period=Duration.minutes(5),
+        )
+        return self._notify(
+            metric.create_alarm(
+                self,
+                f"{service.capitalize()}DatabaseConnectionFailures",
+                alarm_description=f"wxhub {service} could not connect to the database",
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
+
+    def watch_api(
+        self,
+        *,
+        load_balancer: elbv2.ApplicationLoadBalancer,
+        target_group: elbv2.ApplicationTargetGroup,
+    ) -> None:
+        """Alarms on the API: database connectivity, 5xx rate, unhealthy targets."""
+        self.api_db_connection_failures = self._db_connection_failures_alarm("api")
+        period = Duration.minutes(5)
+        errors_percent = cloudwatch.MathExpression(
+            # Errors from the targets and from the ALB itself (e.g. no healthy target), as a
+            # share of all requests; no requests is no data, which is not an alarm.
+            expression="100 * (FILL(target5xx, 0) + FILL(elb5xx, 0)) / requests",
+            using_metrics={
+                "target5xx": load_balancer.metrics.http_code_target(
+                    elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=period, statistic="Sum"
+                ),
+                "elb5xx": load_balancer.metrics.http_code_elb(
+                    elbv2.HttpCodeElb.ELB_5XX_COUNT, period=period, statistic="Sum"
+                ),
+                "requests": load_balancer.metrics.request_count(period=period, statistic="Sum"),
+            },
+            label="5xx responses (%)",
+            period=period,
+        )
+        self.api_5xx_rate = self._notify(
+            errors_percent.create_alarm(
+                self,
+                "Api5xxRate",
+                alarm_description=(
+                    f"more than {ALB_5XX_PERCENT_THRESHOLD}% of API requests answered 5xx"
+                ),
+                threshold=ALB_5XX_PERCENT_THRESHOLD,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
+        self.api_unhealthy_hosts = self._notify(
+            target_group.metrics.unhealthy_host_count(
+                period=Duration.minutes(1), statistic="Maximum"
+            ).create_alarm(
+                self,
+                "ApiUnhealthyHosts",
+                alarm_description="an API task fails the /healthz check of the load balancer",
+                threshold=1,
+                evaluation_periods=3,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
+
+    def watch_job(self, *, cluster: ecs.ICluster) -> None:
+        """Alarms on the job: database connectivity, and any run that stops badly.
+
+        ECS reports every task stop as an event; the job's failures are the stops of a task of
+        its family (scheduled runs, shards, and the deploy's one-off `wxhub migrate` alike) with
+        a non-zero container exit code, or that never started (no exit code at all).
+        """
+        self.job_db_connection_failures = self._db_connection_failures_alarm("job")
+        stack = Stack.of(self)
+        family_arn_prefix = (
+            f"arn:{stack.partition}:ecs:{stack.region}:{stack.account}:"
+            f"task-definition/{self._settings.job_family}:"
+        )
+        stopped_job = {
+            "clusterArn": [cluster.cluster_arn],
+            "taskDefinitionArn": [{"prefix": family_arn_prefix}],
+            "lastStatus": ["STOPPED"],
+        }
+        target = events_targets.SnsTopic(self.topic)
+        self.job_exited_non_zero_rule = events.Rule(
+            self,
+            "JobExitedNonZero",
+            description="the ingestion job exited with a non-zero code",
+            event_pattern=events.EventPattern(
+                source=["aws.ecs"],
+                detail_type=["ECS Task State Change"],
+                detail={**stopped_job, "containers": {"exitCode": [{"anything-but": 0}]}},
+            ),
+            targets=[target],
+        )
+        self.job_failed_to_start_rule = events.Rule(
+            self,
+            "JobFailedToStart",
+            description="the ingestion job could not start (image, secret or network)",
+            event_pattern=events.EventPattern(
+                source=["aws.ecs"],
+                detail_type=["ECS Task State Change"],
+                detail={**stopped_job, "stopCode": ["TaskFailedToStart"]},
+            ),
+            targets=[target],
+        )
+
+    def watch_database(self, *, instance: rds.IDatabaseInstance) -> None:
+        """Alarms on RDS: sustained CPU, and a disk about to fill."""
+        self.rds_cpu = self._notify(
+            instance.metric_cpu_utilization(period=Duration.minutes(5)).create_alarm(
+                self,
+                "DatabaseCpu",
+                alarm_description=f"database CPU above {RDS_CPU_PERCENT_THRESHOLD}% for 15 minutes",
+                threshold=RDS_CPU_PERCENT_THRESHOLD,
+                evaluation_periods=3,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+            )
+        )
+        self.rds_free_storage = self._notify(
+            instance.metric_free_storage_space(period=Duration.minutes(5)).create_alarm(
+                self,
+                "DatabaseFreeStorage",
+                alarm_description="less than 2 GiB of database storage left",
+                threshold=RDS_FREE_STORAGE_BYTES_THRESHOLD,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+            )
+        )

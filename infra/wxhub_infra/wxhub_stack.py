@@ -1,0 +1,124 @@
+"""``Wxhub-<env>``: everything but the image registry, as a thin composition of constructs.
+
+Read top to bottom, this file is the wiring diagram: who may talk to whom, who may read what.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Annotations, CfnOutput, Fn, Stack
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_ecs as ecs
+from constructs import Construct
+
+from wxhub_infra.api_service import ApiService
+from wxhub_infra.database import Database
+from wxhub_infra.ingestion_job import CONTAINER_NAME as JOB_CONTAINER_NAME
+from wxhub_infra.ingestion_job import IngestionJob
+from wxhub_infra.monitoring import Monitoring
+from wxhub_infra.network import Network
+from wxhub_infra.settings import EnvironmentSettings
+
+# Synthesis must not fail for want of these (the registry stack, deployed first, needs
+# neither), but a deployment of this stack must: see _require.
+MISSING_IMAGE_TAG = "missing-image-tag"
+MISSING_CERTIFICATE_ARN = "arn:aws:acm:us-east-1:000000000000:certificate/missing"
+
+
+class WxhubStack(Stack):
+    """The network, database, API service, ingestion job and monitoring of one environment."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: EnvironmentSettings, **kwargs: Any
+    ):
+        super().__init__(scope, construct_id, **kwargs)
+        image_tag = self._require(
+            settings.image_tag, "imageTag", "the image tag to run (the git sha)", MISSING_IMAGE_TAG
+        )
+        certificate_arn = self._require(
+            settings.certificate_arn,
+            "certificateArn",
+            "the ACM certificate for HTTPS",
+            MISSING_CERTIFICATE_ARN,
+        )
+
+        monitoring = Monitoring(self, "Monitoring", settings=settings)
+        network = Network(self, "Network", settings=settings)
+        database = Database(
+            self,
+            "Database",
+            settings=settings,
+            vpc=network.vpc,
+            subnets=network.database_subnets,
+        )
+        cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            vpc=network.vpc,
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
+        )
+        repository = ecr.Repository.from_repository_name(
+            self, "Repository", settings.repository_name
+        )
+        image = ecs.ContainerImage.from_ecr_repository(repository, image_tag)
+
+        api = ApiService(
+            self,
+            "Api",
+            settings=settings,
+            vpc=network.vpc,
+            public_subnets=network.public_subnets,
+            app_subnets=network.app_subnets,
+            cluster=cluster,
+            image=image,
+            db_secret=database.secret,
+            log_group=monitoring.api_logs,
+            certificate_arn=certificate_arn,
+        )
+        job = IngestionJob(
+            self,
+            "IngestionJob",
+            settings=settings,
+            vpc=network.vpc,
+            app_subnets=network.app_subnets,
+            cluster=cluster,
+            image=image,
+            db_secret=database.secret,
+            log_group=monitoring.job_logs,
+        )
+
+        database.allow_from(api.service_security_group, "MySQL from the API tasks")
+        database.allow_from(job.security_group, "MySQL from the ingestion job")
+        network.allow_endpoints_from(api.service_security_group)
+        network.allow_endpoints_from(job.security_group)
+
+        monitoring.watch_api(load_balancer=api.load_balancer, target_group=api.target_group)
+        monitoring.watch_job(cluster=cluster)
+        monitoring.watch_database(instance=database.instance)
+
+        api_host = settings.domain_name or api.load_balancer.load_balancer_dns_name
+        CfnOutput(self, "ApiUrl", value=f"https://{api_host}")
+        CfnOutput(self, "RawBucketName", value=job.raw_bucket.bucket_name)
+        CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn)
+        CfnOutput(self, "ClusterName", value=cluster.cluster_name)
+        CfnOutput(self, "ApiServiceName", value=api.service.service_name)
+        CfnOutput(self, "JobTaskDefinitionArn", value=job.task_definition.task_definition_arn)
+        CfnOutput(self, "JobSecurityGroupId", value=job.security_group.security_group_id)
+        CfnOutput(
+            self,
+            "PrivateSubnetIds",
+            value=Fn.join(",", network.app_subnet_ids),
+        )
+        CfnOutput(self, "JobContainerName", value=JOB_CONTAINER_NAME)
+
+    def _require(self, value: str | None, context_key: str, what: str, placeholder: str) -> str:
+        """``value``, or a placeholder and an error that stops `cdk deploy` of this stack only.
+
+        The CDK CLI refuses to deploy a stack with an error annotation, while the other stack of
+        the app (the registry, deployed before any image exists) still deploys.
+        """
+        if value:
+            return value
+        Annotations.of(self).add_error(f"{self.stack_name} needs {what}: pass -c {context_key}=...")
+        return placeholder

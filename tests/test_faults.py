@@ -1,0 +1,374 @@
+"""The job under faults: killed anywhere, the database going away, two runs at once.
+
+Every test ends the same way: after the fault, one more ordinary run, and the tables equal,
+row for row, those of one clean run of the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import URL
+
+from tests.conftest import throwaway_mysql_database
+from tests.ingestion.test_ingest import copy_real_files, snapshot
+from tests.tcp_proxy import TcpProxy, proxy_to
+from wxhub.db import migrate
+from wxhub.db.engine import make_engine
+from wxhub.db.lock import LockBusy, job_lock
+from wxhub.db.schema import ingested_files, job_runs, weather_observations
+from wxhub.ingestion.sources import resolve_sources
+from wxhub.job import EXIT_FAILED, EXIT_OK, Guard, run_job
+
+FILES = 12
+KILL_POINTS = 20
+JOB_TIMEOUT_S = 180
+LOCK_RELEASE_S = 5
+
+
+def job_command(folder: Path) -> list[str]:
+    return [sys.executable, "-m", "wxhub.ingestion", str(folder)]
+
+
+def job_env(url: URL, **extra: str) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "DB_"))},
+        "DATABASE_URL": url.render_as_string(hide_password=False),
+        "WXHUB_LOG_FORMAT": "json",
+        **extra,
+    }
+
+
+def run_to_end(folder: Path, url: URL, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        job_command(folder),
+        env=job_env(url, **extra),
+        capture_output=True,
+        text=True,
+        timeout=JOB_TIMEOUT_S,
+        check=False,
+    )
+
+
+def log_records(output: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def files_loaded(url: URL) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(ingested_files)).scalar() or 0)
+    except Exception:  # no tables yet: killed before the migration
+        return 0
+    finally:
+        engine.dispose()
+
+
+def snapshot_of(url: URL) -> dict[str, list[tuple[object, ...]]]:
+    engine = make_engine(url)
+    try:
+        return snapshot(engine)
+    finally:
+        engine.dispose()
+
+
+class Backend:
+    """Fresh databases of one backend, as many as a test needs."""
+
+    def __init__(self, name: str, tmp_path: Path) -> None:
+        self.name, self.tmp_path, self.count = name, tmp_path, 0
+
+    @contextmanager
+    def fresh(self) -> Iterator[URL]:
+        self.count += 1
+        if self.name == "sqlite":
+            yield URL.create("sqlite", database=str(self.tmp_path / f"db{self.count}.db"))
+        else:
+            with throwaway_mysql_database() as url:
+                yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "mysql":
+        request.getfixturevalue("mysql_database")  # skips (or fails under CI) without a server
+    return Backend(request.param, tmp_path)
+
+
+# ---- killed anywhere ---------------------------------------------------------------------
+
+
+def kill_points() -> list[tuple[str, float]]:
+    """Twenty moments of a run: seven in its first second (start-up, schema migration, the
+    first file), then one as each file has just been committed, the last one landing in
+    the aggregation; each a little after its mark, so most fall inside a transaction."""
+    rng = random.Random(20261127)  # noqa: S311  (reproducible kill times, not a secret)
+    early = [
+        ("seconds", 0.15 * (i + 1) + rng.uniform(0, 0.1)) for i in range(KILL_POINTS - FILES - 1)
+    ]
+    by_file = [("files", float(k)) for k in range(1, FILES + 2)]
+    return early + by_file
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_twenty_points_then_rerun_equals_one_clean_run(
+    backend: Backend, tmp_path: Path
+):
+    folder = copy_real_files(tmp_path / "in", FILES)
+    with backend.fresh() as clean_url:
+        assert run_to_end(folder, clean_url).returncode == EXIT_OK
+        clean = snapshot_of(clean_url)
+
+    points = kill_points()
+    killed, loaded_at_kill = 0, set()
+    for kind, mark in points:
+        with backend.fresh() as url:
+            process = subprocess.Popen(
+                job_command(folder), env=job_env(url), stdout=subprocess.DEVNULL
+            )
+            if kind == "seconds":
+                time.sleep(mark)
+            else:
+                wait_for_files(url, process, int(mark))
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                killed += 1
+            process.wait()
+            loaded_at_kill.add(files_loaded(url))
+
+            rerun = run_to_end(folder, url)
+
+            assert rerun.returncode == EXIT_OK, rerun.stdout[-2000:]
+            assert snapshot_of(url) == clean, f"killed at {kind} {mark}"
+    assert len(points) == KILL_POINTS
+    assert killed >= KILL_POINTS - 1  # the last mark (all files in) may find the run done
+    assert len(loaded_at_kill) >= FILES // 2, loaded_at_kill  # spread all along the run
+
+
+def wait_for_files(url: URL, process: subprocess.Popen[bytes], count: int) -> None:
+    """Until ``count`` files are committed (or the run ends), then a few milliseconds more."""
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while process.poll() is None and time.monotonic() < deadline:
+        if files_loaded(url) >= min(count, FILES):
+            break
+        time.sleep(0.005)
+    time.sleep(0.01 if count <= FILES else 0.05)
+
+
+# ---- two runs at once --------------------------------------------------------------------
+
+
+def _rows(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(weather_observations)).scalar())
+
+
+def test_a_run_that_finds_another_in_progress_does_nothing_and_exits_0(
+    engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    folder = copy_real_files(tmp_path / "in", 2)
+    holder = make_engine(engine.url)
+
+    with job_lock(holder):
+        code = run_job(engine, "run", sources=resolve_sources([str(folder)]))
+
+    assert code == EXIT_OK
+    assert _rows(engine) == 0
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(job_runs)).scalar() == 0
+    assert "another wxhub run holds the job lock" in caplog.text
+    holder.dispose()
+
+
+def test_with_wait_a_run_waits_for_the_one_in_progress_then_does_its_work(
+    engine: Engine, tmp_path: Path
+):
+    folder = copy_real_files(tmp_path / "in", 2)
+    holder = make_engine(engine.url)
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with job_lock(holder):
+            taken.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    taken.wait(10)
+    threading.Timer(1.5, release.set).start()
+    started = time.monotonic()
+    code = run_job(engine, "run", sources=resolve_sources([str(folder)]), guard=Guard(wait=True))
+    waited = time.monotonic() - started
+    thread.join()
+
+    assert code == EXIT_OK
+    assert waited >= 1.0
+    assert _rows(engine) > 0
+    holder.dispose()
+
+
+def test_the_lock_is_taken_once_at_a_time_and_released_after(engine: Engine):
+    with (
+        job_lock(engine),
+        pytest.raises(LockBusy, match="--wait"),
+        job_lock(make_engine(engine.url)),
+    ):
+        pass  # pragma: no cover
+
+    with job_lock(engine):
+        pass  # free again
+
+
+def test_two_runs_started_at_once_load_every_file_exactly_once(engine: Engine, tmp_path: Path):
+    folder = copy_real_files(tmp_path / "in", 6)
+    url = engine.url
+    processes = [
+        subprocess.Popen(job_command(folder), env=job_env(url), stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=JOB_TIMEOUT_S)[0] for p in processes]
+
+    assert [p.returncode for p in processes] == [EXIT_OK, EXIT_OK]
+    summaries = [r for out in outputs for r in log_records(out) if r.get("event") == "summary"]
+    busy = [r for out in outputs for r in log_records(out) if r.get("event") == "lock_busy"]
+    assert sum(s["files_loaded"] for s in summaries) == 6  # one did the work
+    assert len(summaries) + len(busy) == 2  # the other found it busy, or found nothing to do
+    clean = make_engine(URL.create("sqlite", database=str(tmp_path / "clean.db")))
+    run_job(clean, "run", sources=resolve_sources([str(folder)]))
+    assert snapshot(engine)["observations"] == snapshot(clean)["observations"]
+
+
+def test_a_killed_run_leaves_no_lock_behind(engine: Engine, tmp_path: Path):
+    folder = copy_real_files(tmp_path / "in", 20)
+    process = subprocess.Popen(
+        job_command(folder), env=job_env(engine.url), stdout=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while files_loaded(engine.url) < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    # The server frees a dead client's lock as soon as it sees the connection closed.
+    deadline = time.monotonic() + LOCK_RELEASE_S
+    while True:
+        try:
+            with job_lock(engine):
+                break
+        except LockBusy:
+            assert time.monotonic() < deadline, "the killed run's lock was never released"
+            time.sleep(0.05)
+
+
+# ---- the database going away (MariaDB behind a proxy the test can cut) --------------------
+
+
+@pytest.fixture
+def proxied(mysql_database: URL) -> Iterator[tuple[TcpProxy, URL, URL]]:
+    """(proxy, URL through the proxy, direct URL) of a fresh, migrated MariaDB database."""
+    direct = make_engine(mysql_database)
+    migrate.upgrade(direct)
+    direct.dispose()
+    with proxy_to(mysql_database) as proxy:
+        yield proxy, proxy.url_for(mysql_database), mysql_database
+
+
+def clean_snapshot(folder: Path) -> dict[str, list[tuple[object, ...]]]:
+    with throwaway_mysql_database() as url:
+        assert run_to_end(folder, url).returncode == EXIT_OK
+        return snapshot_of(url)
+
+
+@pytest.mark.mysql
+def test_a_database_that_is_down_at_start_is_waited_for(
+    proxied: tuple[TcpProxy, URL, URL], tmp_path: Path
+):
+    proxy, through_proxy, direct = proxied
+    folder = copy_real_files(tmp_path / "in", 3)
+    proxy.cut()
+    process = subprocess.Popen(
+        job_command(folder),
+        env=job_env(through_proxy, WXHUB_DB_RETRY_S="60"),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.5)
+    proxy.restore()
+    output, _ = process.communicate(timeout=JOB_TIMEOUT_S)
+
+    assert process.returncode == EXIT_OK, output[-2000:]
+    assert any(r.get("event") == "db_retry" for r in log_records(output))
+    assert snapshot_of(direct) == clean_snapshot(folder)
+
+
+@pytest.mark.mysql
+@pytest.mark.slow
+def test_a_database_restarted_in_the_middle_of_a_run_loses_and_doubles_nothing(
+    proxied: tuple[TcpProxy, URL, URL], tmp_path: Path
+):
+    proxy, through_proxy, direct = proxied
+    folder = copy_real_files(tmp_path / "in", FILES)
+    process = subprocess.Popen(
+        job_command(folder),
+        env=job_env(through_proxy, WXHUB_DB_RETRY_S="60"),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while files_loaded(direct) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proxy.cut()
+    time.sleep(1.5)
+    proxy.restore()
+    output, _ = process.communicate(timeout=JOB_TIMEOUT_S)
+
+    assert process.returncode == EXIT_OK, output[-2000:]
+    assert any(r.get("event") == "db_retry" for r in log_records(output))
+    assert snapshot_of(direct) == clean_snapshot(folder)
+
+
+@pytest.mark.mysql
+@pytest.mark.slow
+def test_a_database_gone_longer_than_the_retry_budget_fails_with_one_line_then_recovers(
+    proxied: tuple[TcpProxy, URL, URL], tmp_path: Path
+):
+    proxy, through_proxy, direct = proxied
+    folder = copy_real_files(tmp_path / "in", FILES)
+    process = subprocess.Popen(
+        job_command(folder),
+        env=job_env(through_proxy, WXHUB_DB_RETRY_S="2"),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while files_loaded(direct) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proxy.cut()
+    started = time.monotonic()
+    output, _ = process.communicate(timeout=JOB_TIMEOUT_S)
+    gave_up_after = time.monotonic() - started
+    errors = [r for r in log_records(output) if r["level"] == "ERROR" and "error:" in r["message"]]
+
+    assert process.returncode == EXIT_FAILED
+    assert gave_up_after < 30
+    assert len(errors) == 1
+    assert "did not answer for 2 s" in errors[0]["message"]
+    assert "\n" not in errors[0]["message"]
+
+    proxy.restore()
+    assert run_to_end(folder, through_proxy).returncode == EXIT_OK
+    assert snapshot_of(direct) == clean_snapshot(folder)

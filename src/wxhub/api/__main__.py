@@ -23,7 +23,7 @@ def main() -> None:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    host = "0.0.0.0"  # noqa: S104  (see the docstring)
+    host = "0.0.0.0"  # noqa: S104  (see the docstring)  # nosec B104
     serve(settings, host=host, port=port, workers=workers, threads=threads)
 
 

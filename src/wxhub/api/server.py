@@ -18,7 +18,8 @@ from wxhub.api.app import create_app
 from wxhub.config import Settings
 from wxhub.observability import configure_logging
 
-SHARED_MEMORY = "/dev/shm"  # noqa: S108  (a fixed system path, not a temporary file)
+# A fixed system path (gunicorn's heartbeat files), not a temporary file of ours.
+SHARED_MEMORY = "/dev/shm"  # noqa: S108  # nosec B108
 DEFAULT_PORT = 8000
 DEFAULT_THREADS = 8
 # A worker that stops answering gunicorn's heartbeat for this long is replaced.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, String, column, inspect, select, table
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -35,7 +35,8 @@ def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         if not inspect(conn).has_table(VERSION_TABLE):
             return None
-        revision = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+        version_num = column("version_num", String)
+        revision = conn.execute(select(version_num).select_from(table(VERSION_TABLE))).scalar()
     return None if revision is None else str(revision)
 
 

@@ -30,10 +30,12 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     and_,
+    bindparam,
     case,
     extract,
     func,
     literal,
+    literal_column,
     or_,
     select,
     text,
@@ -181,13 +183,15 @@ class SqliteLoader(Loader):
 
     def bulk_copy(self, parsed: ParsedFile, target: Table) -> None:
         payload = self.payload(parsed)
+        # Composed, not formatted: the file's data reaches the database only as bound values.
         item = self._ITEM.format
-        sql = text(
-            f"INSERT INTO {target.name} (station_id, obs_date, {', '.join(VALUE_COLUMNS)}) "
-            f"SELECT :station_id, {item(0)}, NULLIF({item(1)}, {MISSING}), "
-            f"NULLIF({item(2)}, {MISSING}), NULLIF({item(3)}, {MISSING}) FROM json_each(:payload)"
-        )
-        self.conn.execute(sql, {"station_id": parsed.station_id, "payload": payload.decode()})
+        date = literal_column(item(0), Date)
+        values = [literal_column(item(i), SmallInteger) for i in (1, 2, 3)]
+        rows = select(
+            bindparam("station_id"), date, *(func.nullif(value, MISSING) for value in values)
+        ).select_from(func.json_each(bindparam("payload")))
+        stmt = target.insert().from_select(["station_id", "obs_date", *VALUE_COLUMNS], rows)
+        self.conn.execute(stmt, {"station_id": parsed.station_id, "payload": payload.decode()})
 
 
 _SAFE_PATH = re.compile(r"[A-Za-z0-9_./-]+")

@@ -113,7 +113,8 @@ def ingest(
                 elif item.error is not None:
                     _fail(stats, item, item.error)
                 else:
-                    assert item.parsed is not None  # noqa: S101  (set for every loaded item)
+                    # A type-narrowing invariant, not a check: set for every loaded item.
+                    assert item.parsed is not None  # noqa: S101  # nosec B101
                     parsed = item.parsed
                     with_retries(
                         engine,
@@ -221,7 +222,7 @@ def _remember_object(session: _LoaderSession, item: _Item) -> None:
     """An object read again for known content (a new ETag): record its version, so the next
     run skips it before reading. Only bookkeeping: if it fails, the next run reads it again."""
     version = item.source.version
-    assert version is not None  # noqa: S101  (only called for objects)
+    assert version is not None  # noqa: S101  (only called for objects)  # nosec B101
     try:
         conn = session.connection()
         with conn.begin():

@@ -287,6 +287,17 @@ def proxied(mysql_database: URL) -> Iterator[tuple[TcpProxy, URL, URL]]:
         yield proxy, proxy.url_for(mysql_database), mysql_database
 
 
+def start_job(folder: Path, url: URL, *, retry_s: int) -> subprocess.Popen[str]:
+    env = job_env(url, WXHUB_DB_RETRY_S=str(retry_s))
+    return subprocess.Popen(job_command(folder), env=env, stdout=subprocess.PIPE, text=True)
+
+
+def wait_until_loaded(url: URL, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while files_loaded(url) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def clean_snapshot(folder: Path) -> dict[str, list[tuple[object, ...]]]:
     with throwaway_mysql_database() as url:
         assert run_to_end(folder, url).returncode == EXIT_OK
@@ -300,12 +311,7 @@ def test_a_database_that_is_down_at_start_is_waited_for(
     proxy, through_proxy, direct = proxied
     folder = copy_real_files(tmp_path / "in", 3)
     proxy.cut()
-    process = subprocess.Popen(
-        job_command(folder),
-        env=job_env(through_proxy, WXHUB_DB_RETRY_S="60"),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    process = start_job(folder, through_proxy, retry_s=60)
     time.sleep(2.5)
     proxy.restore()
     output, _ = process.communicate(timeout=JOB_TIMEOUT_S)
@@ -322,15 +328,8 @@ def test_a_database_restarted_in_the_middle_of_a_run_loses_and_doubles_nothing(
 ):
     proxy, through_proxy, direct = proxied
     folder = copy_real_files(tmp_path / "in", FILES)
-    process = subprocess.Popen(
-        job_command(folder),
-        env=job_env(through_proxy, WXHUB_DB_RETRY_S="60"),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while files_loaded(direct) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    process = start_job(folder, through_proxy, retry_s=60)
+    wait_until_loaded(direct, 3)
     proxy.cut()
     time.sleep(1.5)
     proxy.restore()
@@ -348,15 +347,8 @@ def test_a_database_gone_longer_than_the_retry_budget_fails_with_one_line_then_r
 ):
     proxy, through_proxy, direct = proxied
     folder = copy_real_files(tmp_path / "in", FILES)
-    process = subprocess.Popen(
-        job_command(folder),
-        env=job_env(through_proxy, WXHUB_DB_RETRY_S="2"),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while files_loaded(direct) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    process = start_job(folder, through_proxy, retry_s=2)
+    wait_until_loaded(direct, 3)
     proxy.cut()
     started = time.monotonic()
     output, _ = process.communicate(timeout=JOB_TIMEOUT_S)

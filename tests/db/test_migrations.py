@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -13,15 +14,19 @@ from sqlalchemy import Engine, Table, func, insert, inspect, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from tests.conftest import noaa_line, write_station
 from wxhub.aggregation.main import run_aggregation
 from wxhub.db import migrate
 from wxhub.db.engine import make_engine
 from wxhub.db.schema import (
     aggregation_pending,
     metadata,
+    station_summary,
     weather_observations,
     weather_yearly_stats,
 )
+from wxhub.ingestion.sources import resolve_sources
+from wxhub.job import run_job
 
 ALEMBIC_VERSION = "alembic_version"
 DAY = dt.date(2000, 1, 1)
@@ -127,6 +132,35 @@ def test_migrations_whose_ddl_ran_but_were_never_stamped_finish_on_the_next_run(
     assert _schema_differences(migrated_engine) == []
     with migrated_engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM data_version")).scalar() == 1
+
+
+def test_the_station_summary_migration_fills_in_the_data_already_loaded(
+    empty_engine: Engine, tmp_path: Path
+) -> None:
+    folder = tmp_path / "in"
+    write_station(
+        folder, "USC00000001", [noaa_line("19991231", 1, 0, 0), noaa_line("20000102", 1, 0, 0)]
+    )
+    write_station(folder, "USC00000002", [noaa_line("20050607", 1, 0, 0)])
+    assert run_job(empty_engine, "run", sources=resolve_sources([str(folder)])) == 0
+    expected = _summary_rows(empty_engine)
+    with empty_engine.begin() as conn:
+        conn.execute(text("DROP TABLE station_summary"))
+        conn.execute(text(f"UPDATE {ALEMBIC_VERSION} SET version_num = '0004'"))
+
+    migrate.upgrade(empty_engine)
+
+    assert expected == [
+        ("USC00000001", dt.date(1999, 12, 31), dt.date(2000, 1, 2), 2),
+        ("USC00000002", dt.date(2005, 6, 7), dt.date(2005, 6, 7), 1),
+    ]
+    assert _summary_rows(empty_engine) == expected
+
+
+def _summary_rows(engine: Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        query = select(station_summary).order_by(station_summary.c.station_id)
+        return [tuple(row) for row in conn.execute(query)]
 
 
 def test_migrated_schema_matches_the_table_definitions(migrated_engine: Engine) -> None:

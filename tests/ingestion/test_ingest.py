@@ -24,6 +24,7 @@ from wxhub.db.schema import (
     ingested_files,
     ingestion_rejects,
     job_runs,
+    station_summary,
     weather_observations,
     weather_yearly_stats,
 )
@@ -80,11 +81,13 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
             )
         )
         queued = conn.execute(select(func.count()).select_from(aggregation_pending)).scalar()
+        stations = conn.execute(select(station_summary).order_by(station_summary.c.station_id))
         return {
             "observations": observations(engine),
             "stats": [tuple(r) for r in stats],
             "ledger": [tuple(r) for r in files],
             "queued": [(queued,)],
+            "stations": [tuple(r) for r in stations],
         }
 
 

@@ -35,6 +35,7 @@ from sqlalchemy.types import Date
 from wxhub.db.schema import (
     aggregation_pending,
     bump_data_version,
+    station_summary,
     weather_observations,
     weather_yearly_stats,
 )
@@ -43,6 +44,7 @@ from wxhub.db.sql import int_div, upsert
 obs = weather_observations
 pending = aggregation_pending
 stats = weather_yearly_stats
+summary = station_summary
 
 
 class year_start(FunctionElement[Any]):  # noqa: N801  (reads like the SQL function it is)
@@ -216,9 +218,44 @@ def aggregate(
     )
     with _without_lateral_derived(conn):
         conn.execute(statement)
+    _refresh_station_summary(conn, mine)
     conn.execute(delete(pending).where(*mine))
     bump_data_version(conn)
     return int(count)
+
+
+def _refresh_station_summary(conn: Connection, mine: list[Any]) -> None:
+    """The summary rows of the stations whose years were just recomputed: their number of
+    days from the statistics, their first and last day by one index seek each."""
+    touched = select(pending.c.station_id).where(*mine).distinct().scalar_subquery()
+    conn.execute(delete(summary).where(summary.c.station_id.in_(touched)))
+    per_station = (
+        select(stats.c.station_id, func.sum(stats.c.observation_days).label("days"))
+        .where(stats.c.station_id.in_(touched))
+        .group_by(stats.c.station_id)
+        .subquery("per_station")
+    )
+
+    def day(order: Any) -> Any:
+        return (
+            select(obs.c.obs_date)
+            .where(obs.c.station_id == per_station.c.station_id)
+            .order_by(order)
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    conn.execute(
+        insert(summary).from_select(
+            ["station_id", "first_obs_date", "last_obs_date", "observation_days"],
+            select(
+                per_station.c.station_id,
+                day(obs.c.obs_date),
+                day(obs.c.obs_date.desc()),
+                per_station.c.days,
+            ),
+        )
+    )
 
 
 def _of(column: Any, stations: Collection[str] | None) -> list[Any]:

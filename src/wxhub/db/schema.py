@@ -103,6 +103,17 @@ weather_yearly_stats = Table(
     **_MYSQL_TABLE_OPTIONS,
 )
 
+station_summary = Table(
+    "station_summary",
+    metadata,
+    Column("station_id", StationId, primary_key=True),
+    Column("first_obs_date", Date, nullable=False),
+    Column("last_obs_date", Date, nullable=False),
+    Column("observation_days", Integer, nullable=False),
+    comment="One row per station, kept by the aggregation: the station list reads it alone.",
+    **_MYSQL_TABLE_OPTIONS,
+)
+
 job_runs = Table(
     "job_runs",
     metadata,

@@ -45,4 +45,4 @@ bench-soak: $(STAMP)  ## 60 s at 64 connections on MariaDB; fails on any error o
 	$(BIN)/python bench/bench_soak.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info wxhub.db wxhub.db-wal wxhub.db-shm tools/node_modules
+	rm -rf $(VENV) build dist src/*.egg-info wxhub.db wxhub.db-wal wxhub.db-shm wxhub.db.*.lock tools/node_modules

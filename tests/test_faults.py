@@ -6,6 +6,7 @@ row for row, those of one clean run of the same files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.engine import URL
 
 from tests.conftest import throwaway_mysql_database
@@ -28,8 +29,9 @@ from tests.ingestion.test_ingest import copy_real_files, snapshot
 from tests.tcp_proxy import TcpProxy, proxy_to
 from wxhub.db import migrate
 from wxhub.db.engine import make_engine
-from wxhub.db.lock import LockBusy, job_lock
+from wxhub.db.lock import LockBusy, LockLost, job_lock, server_lock_name
 from wxhub.db.schema import ingested_files, job_runs, weather_observations
+from wxhub.ingestion.ledger import utcnow
 from wxhub.ingestion.sources import resolve_sources
 from wxhub.job import EXIT_FAILED, EXIT_OK, Guard, run_job
 
@@ -272,6 +274,114 @@ def test_a_killed_run_leaves_no_lock_behind(engine: Engine, tmp_path: Path):
         except LockBusy:
             assert time.monotonic() < deadline, "the killed run's lock was never released"
             time.sleep(0.05)
+
+
+# ---- the lock's own connection lost mid-run (MariaDB) -------------------------------------
+
+
+def kill_lock_connection(engine: Engine) -> None:
+    """What a database restart does to the lock: its connection is gone, and the lock free."""
+    name = server_lock_name(engine)
+    admin = make_engine(engine.url)
+    try:
+        with admin.connect() as conn:
+            holder = conn.execute(text("SELECT IS_USED_LOCK(:n)"), {"n": name}).scalar()
+            assert holder is not None, "nobody holds the lock"
+            conn.execute(text(f"KILL CONNECTION {int(holder)}"))
+            # KILL returns before the session is gone: wait until the server has freed it.
+            deadline = time.monotonic() + LOCK_RELEASE_S
+            while conn.execute(text("SELECT IS_FREE_LOCK(:n)"), {"n": name}).scalar() != 1:
+                assert time.monotonic() < deadline, "the killed connection kept the lock"
+                time.sleep(0.02)
+    finally:
+        admin.dispose()
+
+
+def write_a_run_record(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(job_runs).values(command="t", status="t", started_at=utcnow()))
+
+
+def run_records(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(job_runs)).scalar_one())
+
+
+@pytest.mark.mysql
+def test_a_lock_lost_with_its_connection_is_taken_again_before_the_next_commit(
+    mysql_database: URL, caplog: pytest.LogCaptureFixture
+):
+    engine, other = make_engine(mysql_database), make_engine(mysql_database)
+    migrate.upgrade(engine)
+    with job_lock(engine):
+        kill_lock_connection(engine)
+        write_a_run_record(engine)
+
+        assert run_records(other) == 1
+        assert [r for r in caplog.records if r.__dict__.get("event") == "lock_retaken"]
+        with pytest.raises(LockBusy), job_lock(other):  # ours again: no other run gets it
+            pass
+    with job_lock(other):  # and released at the end as usual
+        pass
+    engine.dispose()
+    other.dispose()
+
+
+@pytest.mark.mysql
+def test_a_lost_lock_taken_by_another_run_refuses_the_next_commit_and_keeps_none_of_it(
+    mysql_database: URL,
+):
+    engine, other = make_engine(mysql_database), make_engine(mysql_database)
+    migrate.upgrade(engine)
+    with job_lock(engine), engine.connect() as conn:
+        kill_lock_connection(engine)
+        with job_lock(other):  # a second run slips in while the first one's lock is gone
+            with pytest.raises(LockLost), conn.begin():
+                conn.execute(insert(job_runs).values(command="a", status="t", started_at=utcnow()))
+            assert run_records(other) == 0
+        # The second run is done: the next commit on the same connection takes the lock
+        # again and carries its own row only, never the refused one.
+        with conn.begin():
+            conn.execute(insert(job_runs).values(command="b", status="t", started_at=utcnow()))
+    with other.connect() as check:
+        assert check.execute(select(job_runs.c.command)).scalars().all() == ["b"]
+    engine.dispose()
+    other.dispose()
+
+
+@pytest.mark.mysql
+@pytest.mark.slow
+def test_a_run_whose_lock_went_with_a_restart_stops_when_another_run_took_it(
+    proxied: tuple[TcpProxy, URL, URL], tmp_path: Path
+):
+    proxy, through_proxy, direct = proxied
+    folder = copy_real_files(tmp_path / "in", FILES)
+    process = start_job(folder, through_proxy, retry_s=60)
+    wait_until_loaded(direct, 3)
+    proxy.cut()  # a restart: the job's connections, its lock's among them, are gone
+    other = make_engine(direct)
+    deadline = time.monotonic() + LOCK_RELEASE_S
+    with contextlib.ExitStack() as second_run:
+        while True:  # the second run takes the lock as soon as the server has freed it
+            try:
+                second_run.enter_context(job_lock(other))
+                break
+            except LockBusy:
+                assert time.monotonic() < deadline, "the cut connection kept the lock"
+                time.sleep(0.02)
+        loaded_when_taken = files_loaded(direct)
+        proxy.restore()
+        output, _ = process.communicate(timeout=JOB_TIMEOUT_S)  # the first run ends meanwhile
+        assert files_loaded(direct) == loaded_when_taken  # nothing slipped in under our lock
+    other.dispose()
+    records = log_records(output)
+
+    assert process.returncode == EXIT_OK, output[-2000:]
+    assert loaded_when_taken < FILES
+    assert [r["event"] for r in records if r.get("event") == "lock_lost"] == ["lock_lost"]
+    assert [r["status"] for r in records if r.get("event") == "summary"] == ["superseded"]
+    assert run_to_end(folder, through_proxy).returncode == EXIT_OK
+    assert snapshot_of(direct) == clean_snapshot(folder)
 
 
 # ---- the database going away (MariaDB behind a proxy the test can cut) --------------------

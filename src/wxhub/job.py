@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from wxhub.aggregation.main import run_aggregation
 from wxhub.db import migrate
-from wxhub.db.lock import LockBusy, job_lock
+from wxhub.db.lock import HeldLock, LockBusy, LockLost, job_lock
 from wxhub.db.retry import DEFAULT_RETRY_S, DatabaseUnavailable, with_retries
 from wxhub.ingestion import ledger
 from wxhub.ingestion.main import ingest
@@ -86,7 +86,7 @@ def run_job(
     # The parser workers start first, before this process holds any connection.
     with parser_pool(workers) as pool:
         try:
-            with _locked(engine, guard):
+            with _locked(engine, guard) as held:
                 return _run(
                     engine,
                     command,
@@ -98,26 +98,30 @@ def run_job(
                     full,
                     guard,
                     shard,
+                    held,
                 )
         except LockBusy as busy:
             log.warning("%s: %s", command, busy, extra={"event": "lock_busy", "command": command})
             return EXIT_OK
+        except LockLost as lost:  # before the run was recorded: nothing of it was written
+            log.warning("%s: %s", command, lost, extra={"event": "lock_lost", "command": command})
+            return EXIT_OK
 
 
 @contextlib.contextmanager
-def _locked(engine: Engine, guard: Guard) -> Iterator[None]:
+def _locked(engine: Engine, guard: Guard) -> Iterator[HeldLock]:
     if guard.lock is None:
-        yield
+        yield HeldLock()
         return
     name = guard.lock
     with contextlib.ExitStack() as stack:
-        with_retries(
+        held = with_retries(
             engine,
             lambda: stack.enter_context(job_lock(engine, name=name, wait=guard.wait)),
             what="taking the job lock",
             budget_s=guard.retry_s,
         )
-        yield
+        yield held
 
 
 def _run(  # noqa: PLR0917  (private: run_job's arguments, passed on)
@@ -131,6 +135,7 @@ def _run(  # noqa: PLR0917  (private: run_job's arguments, passed on)
     full: bool,
     guard: Guard,
     shard: tuple[int, int] | None,
+    held: HeldLock,
 ) -> int:
     def retried(step: Callable[[], T], what: str) -> T:
         return with_retries(engine, step, what=what, budget_s=guard.retry_s)
@@ -150,10 +155,15 @@ def _run(  # noqa: PLR0917  (private: run_job's arguments, passed on)
                 lambda: run_aggregation(engine, full=full, shard=shard), "aggregating"
             )
         status = "succeeded" if stats.files_failed == 0 else "failed"
+    except LockLost as lost:
+        # Another run holds the lock now and does the work; nothing uncommitted was kept.
+        held.stand_down()
+        status = "superseded"
+        log.warning("%s: %s", command, lost, extra={"event": "lock_lost", "command": command})
     finally:
         finished_at = _finish(engine, run_id, status, stats, guard)
         _log_summary(command, status, stats, started_at, finished_at, started, do_ingest)
-    return EXIT_OK if status == "succeeded" else EXIT_FAILED
+    return EXIT_FAILED if status == "failed" else EXIT_OK
 
 
 def _finish(
@@ -219,7 +229,7 @@ def _log_summary(  # noqa: PLR0917  (private, called once)
         "records_ingested": stats.records_ingested,
         **with_metrics("job", *_summary_metrics(stats, duration_s, did_ingest)),
     }
-    level = logging.INFO if status == "succeeded" else logging.ERROR
+    level = {"succeeded": logging.INFO, "superseded": logging.WARNING}.get(status, logging.ERROR)
     log.log(level, "; ".join(parts), extra=fields)
     for failure in stats.failures:
         log.error("failed file: %s", failure, extra={"event": "failure", "error": failure})

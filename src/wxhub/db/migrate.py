@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration in migrations/versions; tests/db/test_migrations.py checks they agree.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 VERSION_TABLE = "alembic_version"
 
 

@@ -114,6 +114,26 @@ station_summary = Table(
     **_MYSQL_TABLE_OPTIONS,
 )
 
+stations = Table(
+    "stations",
+    metadata,
+    Column("station_id", StationId, primary_key=True),
+    # The id's first two letters (GHCN's FIPS country code), kept so a country is an index range.
+    Column("country_code", String(2), nullable=False),
+    Column("latitude", Numeric(7, 4), nullable=False),
+    Column("longitude", Numeric(8, 4), nullable=False),
+    Column("elevation_m", Numeric(6, 1), nullable=True),
+    Column("state", String(2), nullable=True),
+    Column("name", String(30), nullable=False),
+    Column("gsn_flag", String(3), nullable=True),
+    Column("hcn_crn_flag", String(3), nullable=True),
+    Column("wmo_id", String(5), nullable=True),
+    Index(None, "state", "station_id"),
+    Index(None, "country_code", "station_id"),
+    comment="Station metadata from NOAA's ghcnd-stations.txt; joined to the data at query time.",
+    **_MYSQL_TABLE_OPTIONS,
+)
+
 job_runs = Table(
     "job_runs",
     metadata,
@@ -131,6 +151,11 @@ job_runs = Table(
     Column("records_updated", BigInteger, nullable=False, server_default="0"),
     Column("records_unchanged", BigInteger, nullable=False, server_default="0"),
     Column("records_rejected", BigInteger, nullable=False, server_default="0"),
+    # GHCN-Daily: values not loaded because NOAA's quality control flagged them, per flag
+    # letter as JSON ('{"D": 3}'), and values of elements other than TMAX, TMIN and PRCP.
+    Column("values_qc_removed", BigInteger, nullable=False, server_default="0"),
+    Column("qc_removed_by_flag", String(255), nullable=False, server_default="{}"),
+    Column("values_other_elements", BigInteger, nullable=False, server_default="0"),
     Column("station_years_aggregated", Integer, nullable=False, server_default="0"),
     comment="One row per ingest, aggregate or run command: its outcome and counts.",
     **_MYSQL_TABLE_OPTIONS,
@@ -151,7 +176,12 @@ ingested_files = Table(
     Column("records_updated", Integer, nullable=False),
     Column("records_unchanged", Integer, nullable=False),
     Column("records_rejected", Integer, nullable=False),
-    # The ledger: a file whose content was loaded for this station is skipped next time.
+    Column("values_qc_removed", Integer, nullable=False, server_default="0"),
+    Column("qc_removed_by_flag", String(255), nullable=False, server_default="{}"),
+    Column("values_other_elements", Integer, nullable=False, server_default="0"),
+    # The ledger: a file whose content was loaded for this station is skipped next time. A
+    # file of many stations (a by-year file) is keyed by its name instead of a station, with
+    # '@' and a digest of the run's station selection when only some of its lines were kept.
     UniqueConstraint("station_id", "content_sha256"),
     comment="Ledger of loaded files, written in the same transaction as their rows.",
     **_MYSQL_TABLE_OPTIONS,

@@ -22,7 +22,10 @@ from wxhub.db import migrate
 from wxhub.db.lock import HeldLock, LockBusy, LockLost, job_lock
 from wxhub.db.retry import DEFAULT_RETRY_S, DatabaseUnavailable, with_retries
 from wxhub.ingestion import ledger
+from wxhub.ingestion.formats import Format
 from wxhub.ingestion.main import ingest
+from wxhub.ingestion.regions import stations_matching
+from wxhub.ingestion.selection import SelectionSpec
 from wxhub.ingestion.sources import SourceFile
 from wxhub.ingestion.workers import MIN_FILES_FOR_WORKERS, default_workers, parser_pool
 from wxhub.observability import Metric, with_metrics
@@ -59,11 +62,28 @@ class Guard:
     retry_s: float = DEFAULT_RETRY_S
 
 
+@dataclass(frozen=True)
+class _Work:
+    """What one command was asked to do (run_job's arguments, passed on)."""
+
+    command: str
+    sources: Sequence[SourceFile]
+    station_metadata: Sequence[SourceFile]
+    do_ingest: bool
+    do_aggregate: bool
+    force: bool
+    full: bool
+    shard: tuple[int, int] | None
+    fmt: Format | None
+    selection: SelectionSpec
+
+
 def run_job(
     engine: Engine,
     command: str,
     *,
     sources: Sequence[SourceFile] = (),
+    station_metadata: Sequence[SourceFile] = (),
     do_ingest: bool = True,
     do_aggregate: bool = True,
     force: bool = False,
@@ -71,14 +91,30 @@ def run_job(
     workers: int | None = None,
     guard: Guard | None = None,
     shard: tuple[int, int] | None = None,
+    fmt: Format | None = None,
+    selection: SelectionSpec | None = None,
 ) -> int:
     """Migrate, then ingest and/or aggregate, holding the job lock; returns the exit code.
 
     When another run holds the lock the work is already being done: this run says so and
-    returns 0 (or waits, with ``guard.wait``). A ``shard`` (K, N) run aggregates only its own
-    stations' years, so N shards can run side by side.
+    returns 0 (or waits, with ``guard.wait``). A ``shard`` (K, N) run takes only its own
+    stations (their files, and their lines of a by-year file) and aggregates only their
+    years, so N shards can run side by side. ``station_metadata`` files (NOAA's
+    ghcnd-stations.txt) load first, so a ``selection`` by state or box can use them.
     """
     guard = guard or Guard()
+    work = _Work(
+        command,
+        sources,
+        station_metadata,
+        do_ingest,
+        do_aggregate,
+        force,
+        full,
+        shard,
+        fmt,
+        selection or SelectionSpec(),
+    )
     if workers is None:
         workers = default_workers()
     if not do_ingest or len(sources) < MIN_FILES_FOR_WORKERS:
@@ -87,19 +123,7 @@ def run_job(
     with parser_pool(workers) as pool:
         try:
             with _locked(engine, guard) as held:
-                return _run(
-                    engine,
-                    command,
-                    sources,
-                    pool,
-                    do_ingest,
-                    do_aggregate,
-                    force,
-                    full,
-                    guard,
-                    shard,
-                    held,
-                )
+                return _run(engine, work, pool, guard, held)
         except LockBusy as busy:
             log.warning("%s: %s", command, busy, extra={"event": "lock_busy", "command": command})
             return EXIT_OK
@@ -124,35 +148,28 @@ def _locked(engine: Engine, guard: Guard) -> Iterator[HeldLock]:
         yield held
 
 
-def _run(  # noqa: PLR0917  (private: run_job's arguments, passed on)
+def _run(
     engine: Engine,
-    command: str,
-    sources: Sequence[SourceFile],
+    work: _Work,
     pool: ProcessPoolExecutor | None,
-    do_ingest: bool,
-    do_aggregate: bool,
-    force: bool,
-    full: bool,
     guard: Guard,
-    shard: tuple[int, int] | None,
     held: HeldLock,
 ) -> int:
     def retried(step: Callable[[], T], what: str) -> T:
         return with_retries(engine, step, what=what, budget_s=guard.retry_s)
 
+    command = work.command
     retried(lambda: migrate_schema(engine), "migrating the schema")
     run_id, started_at = retried(lambda: ledger.start_run(engine, command), "recording the run")
     started = time.perf_counter()
     stats = ledger.RunStats()
     status = "failed"
     try:
-        if do_ingest:
-            stats = ingest(
-                engine, sources, run_id=run_id, force=force, pool=pool, retry_s=guard.retry_s
-            )
-        if do_aggregate:
+        if work.do_ingest:
+            stats = _ingest(engine, work, pool, run_id, guard)
+        if work.do_aggregate:
             stats.station_years_aggregated = retried(
-                lambda: run_aggregation(engine, full=full, shard=shard), "aggregating"
+                lambda: run_aggregation(engine, full=work.full, shard=work.shard), "aggregating"
             )
         status = "succeeded" if stats.files_failed == 0 else "failed"
     except LockLost as lost:
@@ -162,8 +179,64 @@ def _run(  # noqa: PLR0917  (private: run_job's arguments, passed on)
         log.warning("%s: %s", command, lost, extra={"event": "lock_lost", "command": command})
     finally:
         finished_at = _finish(engine, run_id, status, stats, guard)
-        _log_summary(command, status, stats, started_at, finished_at, started, do_ingest)
+        _log_summary(command, status, stats, started_at, finished_at, started, work.do_ingest)
     return EXIT_FAILED if status == "failed" else EXIT_OK
+
+
+def _ingest(
+    engine: Engine, work: _Work, pool: ProcessPoolExecutor | None, run_id: int, guard: Guard
+) -> ledger.RunStats:
+    """Station metadata first, then the data files the selection keeps."""
+    failures = [
+        failure
+        for metadata in work.station_metadata
+        if (failure := _load_metadata(engine, metadata, run_id, work.force, guard)) is not None
+    ]
+    with engine.connect() as conn:
+        metadata_ids = stations_matching(conn, work.selection)
+    selection = work.selection.to_filter(metadata_ids=metadata_ids, shard=work.shard)
+    files = [f for f in work.sources if f.station_id is None or selection.accepts(f.station_id)]
+    if not selection.keeps_everything:
+        log.info(
+            "selection: %s: %d of the %d files",
+            selection.describe(),
+            len(files),
+            len(work.sources),
+            extra={"event": "selection", "selection": selection.describe(), "files": len(files)},
+        )
+    stats = ingest(
+        engine,
+        files,
+        run_id=run_id,
+        force=work.force,
+        pool=pool,
+        retry_s=guard.retry_s,
+        fmt=work.fmt,
+        selection=selection,
+    )
+    stats.files_failed += len(failures)
+    stats.failures += failures
+    return stats
+
+
+def _load_metadata(
+    engine: Engine, source: SourceFile, run_id: int, force: bool, guard: Guard
+) -> str | None:
+    """Load one ghcnd-stations.txt; the failure in words, or None."""
+    from wxhub.ingestion.stations import load_station_metadata  # noqa: PLC0415
+
+    try:
+        with_retries(
+            engine,
+            lambda: load_station_metadata(engine, source, run_id=run_id, force=force),
+            what=f"loading {source.uri}",
+            budget_s=guard.retry_s,
+        )
+    except OSError as exc:
+        failure = f"{source.uri}: cannot read: {exc.strerror or exc}"
+        log.error("%s", failure, extra={"event": "file", "status": "failed", "error": failure})
+        return failure
+    return None
 
 
 def _finish(
@@ -217,6 +290,13 @@ def _log_summary(  # noqa: PLR0917  (private, called once)
             f"{stats.records_rejected} rejected"
         )
         parts.append(f"records ingested: {stats.records_ingested}")
+        if stats.qc_removed or stats.values_other_elements:
+            flagged = ", ".join(f"{f} {n}" for f, n in sorted(stats.qc_removed.items()))
+            parts.append(
+                f"values not loaded: {sum(stats.qc_removed.values())} QC-flagged"
+                + (f" ({flagged})" if flagged else "")
+                + f", {stats.values_other_elements} of other elements"
+            )
     parts.append(f"station-years aggregated: {stats.station_years_aggregated}")
     fields = {
         "event": "summary",
@@ -225,7 +305,7 @@ def _log_summary(  # noqa: PLR0917  (private, called once)
         "started_at": start,
         "finished_at": end,
         "duration_s": duration_s,
-        **stats.counts(),
+        **stats.log_fields(),
         "records_ingested": stats.records_ingested,
         **with_metrics("job", *_summary_metrics(stats, duration_s, did_ingest)),
     }

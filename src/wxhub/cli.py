@@ -1,4 +1,4 @@
-"""The ``wxhub`` command: migrate, ingest, aggregate and run (the scheduled job).
+"""The ``wxhub`` command: migrate, ingest, aggregate, run (the scheduled job) and stations.
 
 Exit status: 0 when everything loaded (rejected lines are reported, not failures), 1 when a
 file or the database failed, 2 for a usage or configuration error.
@@ -20,8 +20,9 @@ from wxhub.config import ConfigError, Settings, load_settings
 from wxhub.db.engine import is_connection_failure, make_engine
 from wxhub.db.lock import job_lock
 from wxhub.db.retry import DatabaseUnavailable, with_retries
-from wxhub.ingestion.sources import SourceError, resolve_sources, select_shard
-from wxhub.job import EXIT_FAILED, Guard, migrate_schema, run_job
+from wxhub.ingestion.sources import SourceError, resolve_file, resolve_sources, select_shard
+from wxhub.ingestion.stations import LEDGER_SUBJECT
+from wxhub.job import EXIT_FAILED, Guard, migrate_schema, run_job, run_stations
 from wxhub.observability import Metric, configure_logging, with_metrics
 
 log = logging.getLogger("wxhub")
@@ -230,6 +231,24 @@ def run(  # noqa: PLR0917  (click passes the options as arguments)
     a run that finds another in progress leaves the work to it (or waits, with --wait)."""
     return _run_sources(
         settings, "run", sources, force=force, full=full, shard=shard, workers=workers, wait=wait
+    )
+
+
+@main.command()
+@click.argument("source")
+@force_option
+@wait_option
+@database_url_option
+@_command
+def stations(settings: Settings, source: str, force: bool, wait: bool) -> int:
+    """Load NOAA's station list (ghcnd-stations.txt) from SOURCE, a file (plain or .gz) or
+    s3://bucket/key, into the stations table. Stations the file leaves out are kept; an
+    unchanged file is skipped."""
+    return run_stations(
+        make_engine(settings.database_url, writer=True),
+        resolve_file(source, LEDGER_SUBJECT),
+        force=force,
+        guard=Guard(wait=wait, retry_s=settings.db_retry_s),
     )
 
 

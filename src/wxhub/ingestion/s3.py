@@ -109,3 +109,27 @@ def list_station_objects(spec: str, client: Any = None) -> list[S3Object]:
             f"source {spec!r}: cannot list bucket {bucket!r}: {aws.describe(exc, 'the bucket')}"
         ) from None
     return found
+
+
+def object_at(spec: str, station_id: str, client: Any = None) -> S3Object:
+    """The one object ``s3://bucket/key`` names, as a source of ``station_id``'s content.
+
+    Found by listing its key rather than by HeadObject: the same permission and the same
+    ETag as a prefix's listing, and a missing bucket is told apart from a missing key.
+    """
+    bucket, key = parse_uri(spec)
+    if not key or key.endswith("/"):
+        raise SourceError(f"source {spec!r}: no object key (expected s3://BUCKET/KEY)")
+    s3 = client if client is not None else aws.client("s3", aws.region_from(os.environ))
+    try:
+        page = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    except Exception as exc:
+        raise SourceError(
+            f"source {spec!r}: cannot list bucket {bucket!r}: {aws.describe(exc, 'the bucket')}"
+        ) from None
+    # Keys are listed in order and a key comes before every longer key it prefixes.
+    for listed in page.get("Contents", []):
+        if listed["Key"] == key:
+            version = ObjectVersion(str(listed["ETag"]).strip('"'), int(listed["Size"]))
+            return S3Object(bucket, key, station_id, version, s3)
+    raise SourceError(f"source {spec!r}: no such object in bucket {bucket!r}")

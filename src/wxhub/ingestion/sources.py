@@ -111,6 +111,27 @@ def resolve_sources(specs: Iterable[str]) -> list[SourceFile]:
     return files
 
 
+def resolve_file(spec: str, subject: str) -> SourceFile:
+    """The one file SOURCE names (a path, plain or ``.gz``, or ``s3://bucket/key``), read as
+    ``subject``'s content whatever its name (the station list is one file, not a station's)."""
+    if spec.startswith("s3://"):
+        from wxhub.ingestion import s3  # noqa: PLC0415  (boto3 only for S3 sources)
+
+        return s3.object_at(spec, subject)
+    if "://" in spec:
+        scheme = spec.split("://", 1)[0]
+        raise SourceError(
+            f"source {spec!r}: the {scheme}:// scheme is not supported "
+            "(a file path and s3://bucket/key are)"
+        )
+    path = Path(spec)
+    if path.is_dir():
+        raise SourceError(f"source {spec!r}: is a folder; give the file itself")
+    if not path.is_file():
+        raise SourceError(f"source {spec!r}: no such file")
+    return LocalFile(path.resolve(), subject)
+
+
 def select_shard(files: Sequence[SourceFile], shard: int, shards: int) -> list[SourceFile]:
     """The files of shard ``shard`` (1..``shards``), chosen by a stable hash of the station id.
 

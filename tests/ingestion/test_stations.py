@@ -470,7 +470,7 @@ def test_a_new_list_is_counted_exactly_and_keeps_the_stations_it_leaves_out(
         stations_line("ACW00011604", 17.1168, -61.7833, 10.1, "", "ST JOHNS COOLIDGE FLD"),
         # The elevation now known, the CRN flag gone.
         stations_line("USW00003047", 31.7831, -103.2014, 885.4, "TX", "PECOS 3 #2 / ANNEX"),
-        stations_line("CA006158731", 43.6772, -79.6306, 173.4, "ON", "TORONTO INTL A"),  # new
+        stations_line("GME00127786", 50.05, 8.6, 112.0, "", "FRANKFURT MAIN", "GSN"),  # new
         # POLE is left out.
     ]
 
@@ -482,21 +482,21 @@ def test_a_new_list_is_counted_exactly_and_keeps_the_stations_it_leaves_out(
         "ACW00011604",
         "ASN00086071",
         "AYM00089009",  # kept
-        "CA006158731",
+        "GME00127786",
         "USW00003047",
         "USW00094728",
     ]
     assert now["ASN00086071"][5] == "Melbourne Regional Office"
     assert now["ACW00011604"][1] == Decimal("17.1168")
     assert (now["USW00003047"][3], now["USW00003047"][7]) == (Decimal("885.4"), None)
-    assert now["CA006158731"] == (
-        "CA",
-        Decimal("43.6772"),
-        Decimal("-79.6306"),
-        Decimal("173.4"),
-        "ON",
-        "TORONTO INTL A",
+    assert now["GME00127786"] == (
+        "GM",
+        Decimal("50.0500"),
+        Decimal("8.6000"),
+        Decimal("112.0"),
         None,
+        "FRANKFURT MAIN",
+        "GSN",
         None,
         None,
     )

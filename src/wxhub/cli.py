@@ -1,4 +1,4 @@
-"""The ``wxhub`` command: migrate, ingest, aggregate and run (the scheduled job).
+"""The ``wxhub`` command: migrate, ingest, aggregate, run (the scheduled job) and stations.
 
 Exit status: 0 when everything loaded (rejected lines are reported, not failures), 1 when a
 file or the database failed, 2 for a usage or configuration error.
@@ -23,8 +23,9 @@ from wxhub.db.lock import job_lock
 from wxhub.db.retry import DatabaseUnavailable, with_retries
 from wxhub.ingestion.formats import FORMATS, Format
 from wxhub.ingestion.selection import SelectionSpec
-from wxhub.ingestion.sources import SourceError, resolve
-from wxhub.job import EXIT_FAILED, Guard, migrate_schema, run_job
+from wxhub.ingestion.sources import SourceError, resolve, resolve_file
+from wxhub.ingestion.stations import LEDGER_SUBJECT
+from wxhub.job import EXIT_FAILED, Guard, migrate_schema, run_job, run_stations
 from wxhub.observability import Metric, configure_logging, with_metrics
 
 log = logging.getLogger("wxhub")
@@ -356,6 +357,24 @@ def run(  # noqa: PLR0917  (click passes the options as arguments)
         wait=wait,
         fmt=fmt,
         selection=SelectionSpec(stations or (), country or (), state or (), bbox),
+    )
+
+
+@main.command()
+@click.argument("source")
+@force_option
+@wait_option
+@database_url_option
+@_command
+def stations(settings: Settings, source: str, force: bool, wait: bool) -> int:
+    """Load NOAA's station list (ghcnd-stations.txt) from SOURCE, a file (plain or .gz) or
+    s3://bucket/key, into the stations table. Stations the file leaves out are kept; an
+    unchanged file is skipped."""
+    return run_stations(
+        make_engine(settings.database_url, writer=True),
+        resolve_file(source, LEDGER_SUBJECT),
+        force=force,
+        guard=Guard(wait=wait, retry_s=settings.db_retry_s),
     )
 
 

@@ -1,4 +1,4 @@
-"""The commands as operations: migrate, ingest, aggregate, and run (the scheduled job).
+"""The commands as operations: migrate, ingest, aggregate, run (the scheduled job), stations.
 
 Each one brings the schema up to date first, records itself in ``job_runs`` and ends with one
 summary log line. The CLI and the container entry points are thin wrappers around these.
@@ -27,6 +27,11 @@ from wxhub.ingestion.main import ingest
 from wxhub.ingestion.regions import stations_matching
 from wxhub.ingestion.selection import SelectionSpec
 from wxhub.ingestion.sources import SourceFile
+from wxhub.ingestion.stations_loader import (
+    StationListFailed,
+    StationLoadStats,
+    load_station_metadata,
+)
 from wxhub.ingestion.workers import MIN_FILES_FOR_WORKERS, default_workers, parser_pool
 from wxhub.observability import Metric, with_metrics
 
@@ -222,20 +227,17 @@ def _ingest(
 def _load_metadata(
     engine: Engine, source: SourceFile, run_id: int, force: bool, guard: Guard
 ) -> str | None:
-    """Load one ghcnd-stations.txt; the failure in words, or None."""
-    from wxhub.ingestion.stations import load_station_metadata  # noqa: PLC0415
-
+    """Load one ghcnd-stations.txt found among the sources; the failure in words, or None."""
     try:
-        with_retries(
-            engine,
-            lambda: load_station_metadata(engine, source, run_id=run_id, force=force),
-            what=f"loading {source.uri}",
-            budget_s=guard.retry_s,
+        load_station_metadata(engine, source, run_id=run_id, force=force, retry_s=guard.retry_s)
+    except StationListFailed as failed:
+        log.error(
+            "%s: failed: %s",
+            source.uri,
+            failed,
+            extra={"event": "file", "status": "failed", "source": source.uri, "error": str(failed)},
         )
-    except OSError as exc:
-        failure = f"{source.uri}: cannot read: {exc.strerror or exc}"
-        log.error("%s", failure, extra={"event": "file", "status": "failed", "error": failure})
-        return failure
+        return str(failed)
     return None
 
 
@@ -311,5 +313,122 @@ def _log_summary(  # noqa: PLR0917  (private, called once)
     }
     level = {"succeeded": logging.INFO, "superseded": logging.WARNING}.get(status, logging.ERROR)
     log.log(level, "; ".join(parts), extra=fields)
+    for failure in stats.failures:
+        log.error("failed file: %s", failure, extra={"event": "failure", "error": failure})
+
+
+def run_stations(
+    engine: Engine, source: SourceFile, *, force: bool = False, guard: Guard | None = None
+) -> int:
+    """Migrate, then load NOAA's station list from ``source``, holding the job lock; returns
+    the exit code (1 when the file cannot be read or is not a station list).
+
+    Recorded in ``job_runs`` as command ``stations``, with the list as its one file and its
+    stations as the records; a run that finds another in progress leaves it be, as ``run``.
+    """
+    guard = guard or Guard()
+    try:
+        with _locked(engine, guard) as held:
+            return _run_stations(engine, source, force, guard, held)
+    except LockBusy as busy:
+        log.warning("stations: %s", busy, extra={"event": "lock_busy", "command": "stations"})
+        return EXIT_OK
+    except LockLost as lost:  # before the run was recorded: nothing of it was written
+        log.warning("stations: %s", lost, extra={"event": "lock_lost", "command": "stations"})
+        return EXIT_OK
+
+
+def _run_stations(
+    engine: Engine, source: SourceFile, force: bool, guard: Guard, held: HeldLock
+) -> int:
+    def retried(step: Callable[[], T], what: str) -> T:
+        return with_retries(engine, step, what=what, budget_s=guard.retry_s)
+
+    retried(lambda: migrate_schema(engine), "migrating the schema")
+    run_id, started_at = retried(lambda: ledger.start_run(engine, "stations"), "recording the run")
+    started = time.perf_counter()
+    stats = ledger.RunStats(files_seen=1)
+    status = "failed"
+    try:
+        loaded = load_station_metadata(
+            engine, source, run_id=run_id, force=force, retry_s=guard.retry_s
+        )
+        _count_station_list(stats, loaded)
+        status = "succeeded"
+    except StationListFailed as failed:
+        stats.files_failed = 1
+        stats.failures.append(str(failed))
+        log.error(
+            "%s: failed: %s",
+            source.uri,
+            failed,
+            extra={"event": "file", "status": "failed", "source": source.uri, "error": str(failed)},
+        )
+    except LockLost as lost:
+        held.stand_down()
+        status = "superseded"
+        log.warning("stations: %s", lost, extra={"event": "lock_lost", "command": "stations"})
+    finally:
+        finished_at = _finish(engine, run_id, status, stats, guard)
+        _log_stations_summary(source.uri, status, stats, started_at, finished_at, started)
+    return EXIT_FAILED if status == "failed" else EXIT_OK
+
+
+def _count_station_list(stats: ledger.RunStats, loaded: StationLoadStats) -> None:
+    """The station list's outcome in a run's counts: one file, its stations as records."""
+    if loaded.skipped:
+        stats.files_skipped = 1
+        return
+    stats.files_loaded = 1
+    stats.records_read = loaded.records_read
+    stats.records_inserted = loaded.inserted
+    stats.records_updated = loaded.updated
+    stats.records_unchanged = loaded.unchanged
+    stats.records_rejected = loaded.rejected
+
+
+def _log_stations_summary(  # noqa: PLR0917  (private, called once)
+    source_uri: str,
+    status: str,
+    stats: ledger.RunStats,
+    started_at: dt.datetime,
+    finished_at: dt.datetime,
+    started: float,
+) -> None:
+    duration_s = round(time.perf_counter() - started, 3)
+    start, end = started_at.isoformat() + "Z", finished_at.isoformat() + "Z"
+    if stats.files_skipped:
+        outcome = "skipped (already loaded)"
+    elif stats.files_failed:
+        outcome = "failed"
+    else:
+        outcome = (
+            f"{stats.records_read} stations read, {stats.records_inserted} inserted, "
+            f"{stats.records_updated} updated, {stats.records_unchanged} unchanged, "
+            f"{stats.records_rejected} rejected"
+        )
+    message = (
+        f"stations {status}: started {start}, finished {end}, took {duration_s:.3f} s; "
+        f"{source_uri}: {outcome}"
+    )
+    fields = {
+        "event": "summary",
+        "command": "stations",
+        "status": status,
+        "source": source_uri,
+        "started_at": start,
+        "finished_at": end,
+        "duration_s": duration_s,
+        **stats.counts(),
+        "records_ingested": stats.records_ingested,
+        # Not RowsIngested: the dashboards count observations with it.
+        **with_metrics(
+            "job",
+            Metric("RunDurationSeconds", duration_s, "Seconds"),
+            Metric("FilesFailed", stats.files_failed, "Count"),
+        ),
+    }
+    level = {"succeeded": logging.INFO, "superseded": logging.WARNING}.get(status, logging.ERROR)
+    log.log(level, message, extra=fields)
     for failure in stats.failures:
         log.error("failed file: %s", failure, extra={"event": "failure", "error": failure})

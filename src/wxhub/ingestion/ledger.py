@@ -102,6 +102,22 @@ def known_objects(conn: Connection) -> dict[tuple[str, str, int], str]:
     return {(key, etag, int(size)): sha for key, etag, size, sha in conn.execute(query)}
 
 
+def object_content(conn: Connection, source_uri: str, version: ObjectVersion) -> str | None:
+    """The content SHA-256 of the object at ``source_uri``, if it was last read at ``version``
+    (one object's lookup, where :func:`known_objects` reads them all)."""
+    query = (
+        select(ingested_files.c.content_sha256)
+        .join(ingested_objects, ingested_objects.c.file_id == ingested_files.c.id)
+        .where(
+            ingested_objects.c.source_uri_sha256 == uri_key(source_uri),
+            ingested_objects.c.etag == version.etag,
+            ingested_objects.c.size_bytes == version.size_bytes,
+        )
+    )
+    sha = conn.execute(query).scalar()
+    return None if sha is None else str(sha)
+
+
 def file_id_of(conn: Connection, station_id: str, content_sha256: str) -> int | None:
     """The ledger id of a file already loaded, if it is."""
     key = (ingested_files.c.station_id == station_id) & (

@@ -24,7 +24,6 @@ from typing import Any, BinaryIO, cast
 
 from wxhub import aws
 from wxhub.ingestion.sources import (
-    STATION_METADATA_NAME,
     GzipReader,
     ObjectVersion,
     SourceError,
@@ -32,6 +31,7 @@ from wxhub.ingestion.sources import (
     read_whole,
     station_id_for,
 )
+from wxhub.ingestion.stations import is_station_list
 
 SCHEME = "s3://"
 # S3's own maximum; the tests make it small to exercise the pagination.
@@ -147,7 +147,7 @@ def list_station_objects(spec: str, client: Any = None) -> list[S3Object]:
             for listed in page.get("Contents", []):
                 key = str(listed["Key"])
                 name = key.rsplit("/", 1)[-1]
-                if name != STATION_METADATA_NAME and not is_source_name(name):
+                if not is_station_list(name) and not is_source_name(name):
                     continue
                 version = ObjectVersion(str(listed["ETag"]).strip('"'), int(listed["Size"]))
                 found.append(S3Object(bucket, key, station_id_for(name), version, s3))
@@ -156,3 +156,27 @@ def list_station_objects(spec: str, client: Any = None) -> list[S3Object]:
             f"source {spec!r}: cannot list bucket {bucket!r}: {aws.describe(exc, 'the bucket')}"
         ) from None
     return found
+
+
+def object_at(spec: str, station_id: str, client: Any = None) -> S3Object:
+    """The one object ``s3://bucket/key`` names, as a source of ``station_id``'s content.
+
+    Found by listing its key rather than by HeadObject: the same permission and the same
+    ETag as a prefix's listing, and a missing bucket is told apart from a missing key.
+    """
+    bucket, key = parse_uri(spec)
+    if not key or key.endswith("/"):
+        raise SourceError(f"source {spec!r}: no object key (expected s3://BUCKET/KEY)")
+    s3 = client if client is not None else client_for(bucket)
+    try:
+        page = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    except Exception as exc:
+        raise SourceError(
+            f"source {spec!r}: cannot list bucket {bucket!r}: {aws.describe(exc, 'the bucket')}"
+        ) from None
+    # Keys are listed in order and a key comes before every longer key it prefixes.
+    for listed in page.get("Contents", []):
+        if listed["Key"] == key:
+            version = ObjectVersion(str(listed["ETag"]).strip('"'), int(listed["Size"]))
+            return S3Object(bucket, key, station_id, version, s3)
+    raise SourceError(f"source {spec!r}: no such object in bucket {bucket!r}")

@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import BinaryIO, Protocol, cast
 
 from wxhub.domain import STATION_ID_PATTERN, shard_of
+from wxhub.ingestion.stations import STATION_LIST_NAME, is_station_list
 
 SUFFIXES = (".txt.gz", ".txt", ".csv.gz", ".csv", ".dly.gz", ".dly")
 # A file read whole, as every station's file is (the real ones are a few MB at most); a
 # bigger one (a GHCN-Daily by-year file, about a gigabyte) is streamed in chunks instead.
 MAX_FILE_BYTES = 32 * 1024 * 1024
-STATION_METADATA_NAME = "ghcnd-stations.txt"
 # NOAA's documentation and metadata beside the data: not station files.
 _NOT_STATION_FILES = re.compile(r"(ghcnd-.*|readme.*|status.*)\.txt(\.gz)?", re.IGNORECASE)
 # A by-year file is named after its year: its lines carry their stations.
@@ -213,7 +213,7 @@ def resolve(specs: Iterable[str]) -> Sources:
             if source_file.uri in seen:
                 continue
             seen.add(source_file.uri)
-            if source_file.name == STATION_METADATA_NAME:
+            if is_station_list(source_file.name):
                 found.station_metadata.append(source_file)
             else:
                 found.files.append(source_file)
@@ -223,6 +223,27 @@ def resolve(specs: Iterable[str]) -> Sources:
 def resolve_sources(specs: Iterable[str]) -> list[SourceFile]:
     """The data files of SOURCE arguments (see :func:`resolve`)."""
     return resolve(specs).files
+
+
+def resolve_file(spec: str, subject: str) -> SourceFile:
+    """The one file SOURCE names (a path, plain or ``.gz``, or ``s3://bucket/key``), read as
+    ``subject``'s content whatever its name (the station list is one file, not a station's)."""
+    if spec.startswith("s3://"):
+        from wxhub.ingestion import s3  # noqa: PLC0415  (boto3 only for S3 sources)
+
+        return s3.object_at(spec, subject)
+    if "://" in spec:
+        scheme = spec.split("://", 1)[0]
+        raise SourceError(
+            f"source {spec!r}: the {scheme}:// scheme is not supported "
+            "(a file path and s3://bucket/key are)"
+        )
+    path = Path(spec)
+    if path.is_dir():
+        raise SourceError(f"source {spec!r}: is a folder; give the file itself")
+    if not path.is_file():
+        raise SourceError(f"source {spec!r}: no such file")
+    return LocalFile(path.resolve(), subject)
 
 
 def select_shard(files: Sequence[SourceFile], shard: int, shards: int) -> list[SourceFile]:
@@ -268,12 +289,12 @@ def _station_files(paths: Iterable[Path], *, skip_others: bool) -> Iterator[Loca
     for path in paths:
         if path.is_dir():
             continue
-        if path.name == STATION_METADATA_NAME or is_source_name(path.name):
+        if is_station_list(path.name) or is_source_name(path.name):
             yield LocalFile(path.resolve(), station_id_for(path.name))
         elif not skip_others:
             raise SourceError(
                 f"source {str(path)!r}: not a station file (expected STATION.txt, .csv or "
                 ".dly, maybe .gz, the station id made of letters, digits, '_' or '-', at "
                 "most 20 characters; YEAR.csv for a GHCN-Daily by-year file; or "
-                f"{STATION_METADATA_NAME})"
+                f"{STATION_LIST_NAME})"
             )

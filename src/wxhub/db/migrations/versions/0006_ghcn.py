@@ -27,6 +27,7 @@ STATION_ID = sa.String(20).with_variant(
 )
 MYSQL_OPTIONS: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 
+
 def _new_counts(count: Any) -> list[sa.Column[Any]]:
     return [
         sa.Column("values_qc_removed", count, nullable=False, server_default="0"),

@@ -1,8 +1,9 @@
 """The checks .ci/run makes of itself fail when what they guard is wrong.
 
-.ci/smoke.py (the job's summary line, who serves the port, the API's answers) runs here as
-.ci/run runs it, as a script, on planted input: a wrong count, a stale server, a wrong value.
-A check that could never fail would be worse than none.
+.ci/smoke.py (the job's summary line, who serves the port, the API's answers) and
+.ci/known_skips.py (no skip but the known ones) run here as .ci/run runs them, as scripts, on
+planted input: a wrong count, a stale server, a wrong value, an unexplained skip. A check that
+could never fail would be worse than none.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 SMOKE = REPO_ROOT / ".ci" / "smoke.py"
+KNOWN_SKIPS = REPO_ROOT / ".ci" / "known_skips.py"
 STATS_1985 = "/api/weather/stats?station_id=USC00110072&year=1985"
 UPLOT = "/explorer/vendor/uPlot.iife.min.js"
+COMPOSE_TEST = "tests.deploy.test_container_files::test_docker_compose_accepts_the_file"
 
 
 def run(*args: str | Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -219,3 +222,67 @@ def test_the_api_check_names_a_wrong_value_a_wrong_type_a_wrong_shape_and_a_miss
     )
     assert any(p.startswith("smoke: GET /api/stations: status 404") for p in problems)
     assert f"s {STATS_1985}: WRONG" in result.stdout
+
+
+# ---- the known skips ---------------------------------------------------------------------
+
+
+def _report(path: Path, *cases: tuple[str, str, str | None]) -> Path:
+    """A JUnit XML report as pytest writes it: (classname, name, skip message or None)."""
+    body = []
+    for classname, name, message in cases:
+        skipped = "" if message is None else f'<skipped type="pytest.skip" message="{message}"/>'
+        body.append(f'<testcase classname="{classname}" name="{name}">{skipped}</testcase>')
+    path.write_text(
+        f'<testsuites><testsuite name="pytest">{"".join(body)}</testsuite></testsuites>'
+    )
+    return path
+
+
+def test_an_unknown_skip_fails_and_a_known_one_is_listed_with_its_reason(tmp_path: Path) -> None:
+    classname, name = COMPOSE_TEST.split("::")
+    report = _report(
+        tmp_path / "tests.xml",
+        (classname, name, "the docker client has no compose plugin"),
+        ("tests.deploy.test_run_migrations", "test_x", "the script needs jq"),
+        ("tests.test_cli", "test_y", None),
+    )
+
+    result = run(KNOWN_SKIPS, report)
+
+    assert result.returncode == 1
+    assert f"{COMPOSE_TEST}: the docker client has no compose plugin (why: " in result.stdout
+    assert (
+        "known-skips: tests.deploy.test_run_migrations::test_x skipped (the script needs jq)"
+        in result.stderr
+    )
+    assert COMPOSE_TEST not in result.stderr
+
+
+def test_a_known_test_skipping_for_another_reason_fails(tmp_path: Path) -> None:
+    classname, name = COMPOSE_TEST.split("::")
+    report = _report(tmp_path / "tests.xml", (classname, name, "docker is not installed"))
+
+    result = run(KNOWN_SKIPS, report)
+
+    assert result.returncode == 1
+    assert f"{COMPOSE_TEST} skipped (docker is not installed)" in result.stderr
+
+
+def test_a_missing_or_empty_report_fails_rather_than_passing_on_nothing(tmp_path: Path) -> None:
+    empty = _report(tmp_path / "empty.xml")
+
+    result = run(KNOWN_SKIPS, empty, tmp_path / "missing.xml")
+
+    assert result.returncode == 1
+    assert f"{empty}: the report holds no test" in result.stderr
+    assert f"{tmp_path / 'missing.xml'}: no test report" in result.stderr
+
+
+def test_a_run_without_skips_passes(tmp_path: Path) -> None:
+    report = _report(tmp_path / "tests.xml", ("tests.test_cli", "test_y", None))
+
+    result = run(KNOWN_SKIPS, report)
+
+    assert result.returncode == 0, result.stderr
+    assert "known skips: none" in result.stdout

@@ -201,7 +201,17 @@ def _ingest(
         metadata_ids = stations_matching(conn, work.selection)
     selection = work.selection.to_filter(metadata_ids=metadata_ids, shard=work.shard)
     files = [f for f in work.sources if f.station_id is None or selection.accepts(f.station_id)]
-    if not selection.keeps_everything:
+    if work.shard is not None:
+        k, n = work.shard
+        log.info(
+            "shard %d/%d: %d of the %d files",
+            k,
+            n,
+            len(files),
+            len(work.sources),
+            extra={"event": "shard", "shard": f"{k}/{n}", "files": len(files)},
+        )
+    if not work.selection.to_filter(metadata_ids=metadata_ids, shard=None).keeps_everything:
         log.info(
             "selection: %s: %d of the %d files",
             selection.describe(),

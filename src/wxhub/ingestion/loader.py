@@ -61,7 +61,7 @@ obs = weather_observations
 VALUE_COLUMNS = ("max_temp_tenths_c", "min_temp_tenths_c", "precipitation_tenths_mm")
 
 _staging = Table(
-    "wxhub_staging_days",
+    "wxhub_staging_observations",
     MetaData(),
     Column("station_id", StationId, primary_key=True),
     Column("obs_date", Date, primary_key=True),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import os
 import subprocess
@@ -14,10 +15,12 @@ from tests.conftest import DATA_DIR, noaa_line, write_station
 from wxhub.ingestion.sources import (
     LocalFile,
     SourceError,
+    resolve,
     resolve_sources,
     select_shard,
     shard_of,
     station_id_for,
+    with_years,
 )
 
 LINES = [noaa_line("20000101", 10, -20, 0), noaa_line("20000102", 20, -10, 5)]
@@ -361,3 +364,31 @@ def test_the_shard_of_a_station_is_the_same_in_every_process() -> None:
 def test_a_shard_outside_one_to_n_is_refused(shard: int, shards: int) -> None:
     with pytest.raises(ValueError, match="not in"):
         select_shard([], shard, shards)
+
+
+@pytest.mark.parametrize(
+    ("today", "expected"),
+    [
+        (dt.date(2026, 11, 30), ["by_year/2026.csv.gz"]),
+        (dt.date(2026, 2, 1), ["by_year/2026.csv.gz"]),
+        (dt.date(2027, 1, 31), ["by_year/2026.csv.gz", "by_year/2027.csv.gz"]),
+        (dt.date(2027, 1, 1), ["by_year/2026.csv.gz", "by_year/2027.csv.gz"]),
+    ],
+)
+def test_year_in_a_source_is_this_year_and_in_january_last_year_too(
+    today: dt.date, expected: list[str]
+) -> None:
+    assert with_years("by_year/{year}.csv.gz", today) == expected
+    assert with_years("by_year/2020.csv.gz", today) == ["by_year/2020.csv.gz"]
+
+
+def test_a_by_year_source_with_the_year_placeholder_resolves_to_this_years_file(
+    tmp_path: Path,
+) -> None:
+    for year in (2025, 2026, 2027):
+        (tmp_path / f"{year}.csv").write_text("x\n")
+
+    found = resolve([str(tmp_path / "{year}.csv")], today=dt.date(2027, 1, 5))
+
+    assert [f.name for f in found.files] == ["2026.csv", "2027.csv"]
+    assert [f.station_id for f in found.files] == [None, None]

@@ -17,6 +17,7 @@ NOAA's station metadata, ``ghcnd-stations.txt``, found in a folder or prefix, is
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
 import gzip
 import io
@@ -34,6 +35,8 @@ SUFFIXES = (".txt.gz", ".txt", ".csv.gz", ".csv", ".dly.gz", ".dly")
 # A file read whole, as every station's file is (the real ones are a few MB at most); a
 # bigger one (a GHCN-Daily by-year file, about a gigabyte) is streamed in chunks instead.
 MAX_FILE_BYTES = 32 * 1024 * 1024
+# In a SOURCE, the current year: ``s3://noaa-ghcn-pds/csv.gz/by_year/{year}.csv.gz``.
+YEAR_PLACEHOLDER = "{year}"
 # NOAA's documentation and metadata beside the data: not station files.
 _NOT_STATION_FILES = re.compile(r"(ghcnd-.*|readme.*|status.*)\.txt(\.gz)?", re.IGNORECASE)
 # A by-year file is named after its year: its lines carry their stations.
@@ -201,14 +204,29 @@ class Sources:
     station_metadata: list[SourceFile] = field(default_factory=list)
 
 
-def resolve(specs: Iterable[str]) -> Sources:
+def with_years(spec: str, today: dt.date | None = None) -> list[str]:
+    """``spec`` with ``{year}`` replaced by this year (UTC), and in January by last year too.
+
+    The nightly task's sources never change, yet the file to read does: the by-year file of
+    the current year, and in January also the previous one, which NOAA still completes and
+    corrects in the first weeks of the new year.
+    """
+    if YEAR_PLACEHOLDER not in spec:
+        return [spec]
+    today = today or dt.datetime.now(dt.UTC).date()
+    years = [today.year - 1, today.year] if today.month == 1 else [today.year]
+    return [spec.replace(YEAR_PLACEHOLDER, str(year)) for year in years]
+
+
+def resolve(specs: Iterable[str], today: dt.date | None = None) -> Sources:
     """Expand SOURCE arguments into files, in argument order, each folder sorted.
 
-    A file named twice (say, by its folder and by itself) is read once.
+    A file named twice (say, by its folder and by itself) is read once. ``{year}`` in a
+    SOURCE stands for the current year (see :func:`with_years`).
     """
     seen: set[str] = set()
     found = Sources()
-    for spec in specs:
+    for spec in (expanded for given in specs for expanded in with_years(given, today)):
         for source_file in _resolve_one(spec):
             if source_file.uri in seen:
                 continue

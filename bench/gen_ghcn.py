@@ -672,7 +672,10 @@ def synthetic_days(station_id: str, seed: int, year: int) -> list[Day]:
     for doy in range(1, (366 if calendar.isleap(year) else 365) + 1):
         season = math.cos(2 * math.pi * (doy - 200) / 365.25)
         anomaly = 0.7 * anomaly + 0.714 * rng.gauss(0, 1)
-        high = 165 + 145 * season + offset + 55 * anomaly  # tenths of degC
+        # Tenths of degC, within Illinois' records (47.2 and -41.1 degC): a synthetic value
+        # outside wxhub's plausibility limits would be rejected, and it is not what a real
+        # unflagged value looks like.
+        high = min(470, max(-380, 165 + 145 * season + offset + 55 * anomaly))
         low = high - max(0.0, 115 + 10 * season + range_offset + 30 * rng.gauss(0, 1))
         tmax = _tenths_c(round(high * 0.18 + 32))
         tmin = min(tmax, _tenths_c(round(low * 0.18 + 32)))

@@ -28,7 +28,7 @@ def make_engine(url: URL, *, writer: bool = False, **kwargs: Any) -> Engine:
     """
     backend = url.get_backend_name()
     if backend == "sqlite":
-        return _sqlite_engine(url, begin="BEGIN IMMEDIATE" if writer else "BEGIN", **kwargs)
+        return _sqlite_engine(url, writer=writer, **kwargs)
     if backend in ("mysql", "mariadb"):
         connect_args = {
             # LOAD DATA LOCAL INFILE is the fast bulk path; the loader falls back to batched
@@ -49,8 +49,13 @@ def make_engine(url: URL, *, writer: bool = False, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def _sqlite_engine(url: URL, *, begin: str, **kwargs: Any) -> Engine:
+def _sqlite_engine(url: URL, *, writer: bool, **kwargs: Any) -> Engine:
     engine = create_engine(url, **kwargs)
+    begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+    # The job's staging table holds a whole file: a by-year file is millions of station-days,
+    # so its temporary tables live in a file (behind the page cache), not in the process's
+    # memory. Readers make no temporary tables worth a file.
+    temp_store = "FILE" if writer else "MEMORY"
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -65,7 +70,7 @@ def _sqlite_engine(url: URL, *, begin: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA temp_store = MEMORY")
+        cursor.execute(f"PRAGMA temp_store = {temp_store}")
         cursor.execute("PRAGMA cache_size = -65536")
         cursor.close()
 

@@ -31,7 +31,8 @@ def dly_bytes(lines: list[str]) -> bytes:
 
 
 def rows(parsed: ParsedFile) -> list[tuple[object, ...]]:
-    return list(parsed.rows())
+    """The rows by station and day (a file of many stations gives them in no set order)."""
+    return sorted(parsed.rows())
 
 
 def count_fast_paths(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
@@ -413,3 +414,73 @@ def test_a_wx_file_the_selection_leaves_out_gives_nothing():
 
     assert kept.row_count == formats.parse(data, "wx", name_station=A).row_count > 10_000
     assert left.row_count == 0
+
+
+def by_year_lines(rng: random.Random, stations: int = 6, days: int = 40) -> list[bytes]:
+    """Lines of several stations in no order, with flags and other elements."""
+    lines = []
+    for n in range(stations):
+        station = f"USC00{n:06d}"
+        for day in range(days):
+            date = f"2014{day // 28 + 1:02d}{day % 28 + 1:02d}"
+            for element in ("TMAX", "TMIN", "PRCP", "SNWD"):
+                if rng.random() < 0.1:
+                    continue  # a value not reported
+                flag = "I" if rng.random() < 0.02 else ""
+                value = rng.randint(0, 300)
+                lines.append(csv_line(station, date, element, value, q=flag, s="7").encode())
+    rng.shuffle(lines)
+    return lines
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_for_many_stations_the_fast_path_and_the_line_by_line_path_agree(seed: int):
+    rng = random.Random(seed)  # noqa: S311  (reproducible noise, not a secret)
+    lines = by_year_lines(rng)
+    selection = StationFilter(patterns=("USC0000000[135]",)) if seed % 2 else None
+    damage = seed % 5
+    if damage == 1:
+        kept = [line for line in lines if b",SNWD," not in line]
+        lines.insert(rng.randrange(len(lines)), rng.choice(kept))  # a value given twice
+    elif damage == 2:
+        lines[rng.randrange(len(lines))] = csv_line(A, "20140101", "TMAX", 7000).encode()
+    body = b"\n".join(lines)
+
+    fast = ghcn_csv._parse_many_fast(body, selection)
+    by_line = ghcn_csv._parse_by_line(body, selection, 1)
+
+    if damage in (1, 2) and (selection is None or damage == 2 and selection.accepts(A)):
+        assert fast is None
+    if fast is not None:
+        assert rows(fast) == rows(by_line)
+        assert (fast.station_id, fast.qc_removed, fast.other_values) == (
+            by_line.station_id,
+            by_line.qc_removed,
+            by_line.other_values,
+        )
+        assert (fast.records_read, fast.lines_not_selected) == (
+            by_line.records_read,
+            by_line.lines_not_selected,
+        )
+    else:
+        assert by_line.rejects
+
+
+def test_a_chunk_of_a_by_year_file_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch):
+    taken: Counter[str] = Counter()
+    real = ghcn_csv._parse_many_fast
+
+    def counted(body: bytes, selection: StationFilter | None) -> ParsedFile | None:
+        result = real(body, selection)
+        taken["fast" if result is not None else "by line"] += 1
+        return result
+
+    monkeypatch.setattr(ghcn_csv, "_parse_many_fast", counted)
+    lines = by_year_lines(random.Random(1))  # noqa: S311
+    days = {tuple(line.split(b",")[:2]) for line in lines if b",SNWD," not in line}
+
+    parsed = ghcn_csv.parse(b"\n".join(lines) + b"\n", first_line_no=5001)
+
+    assert taken == Counter({"fast": 1})
+    assert parsed.station_id is None
+    assert parsed.row_count == len(days)

@@ -57,6 +57,13 @@ _FLAGGED = {
     e: re.compile(rb"\n[A-Z0-9]{11},([0-9]{8})," + e + rb",-?[0-9]{1,5},[A-Z]?,([A-Z]),")
     for e in KEPT_ELEMENTS
 }
+# Of a file of many stations (a by-year file): every line's station, and the kept lines'
+# station, date, element, value and Q flag.
+_LINE_STATION = re.compile(rb"\n([A-Z0-9]{11}),")
+_KEPT_LINE = re.compile(
+    rb"\n([A-Z0-9]{11}),([0-9]{8}),(TMAX|TMIN|PRCP),(-?[0-9]{1,5}),[A-Z]?,([A-Z]?),"
+)
+_MISSING = b"%d" % MISSING
 # Unflagged values seen valid and canonical, per column, shared by every file of a process.
 _valid_values: tuple[dict[bytes, bool], ...] = ({}, {}, {})
 
@@ -76,6 +83,8 @@ def parse(
 
 def _parse(body: bytes, selection: StationFilter | None, first_line_no: int) -> ParsedFile:
     fast = _parse_fast(body, selection)
+    if fast is None:
+        fast = _parse_many_fast(body, selection)
     if fast is not None:
         return fast
     return _parse_by_line(body, selection, first_line_no)
@@ -149,6 +158,86 @@ def _kept_columns(
         columns.append(column)
         kept_lines += len(found) + len(flags)
     return columns, flagged, kept_lines
+
+
+def _parse_many_fast(body: bytes, selection: StationFilter | None) -> ParsedFile | None:
+    """The fast path for clean lines of many stations (a chunk of a by-year file): Python
+    works once per kept value, not per line; None when a line needs explaining."""
+    if not body:
+        return None
+    shapes = set(body.translate(_SHAPE_TABLE).split(b"\n"))
+    if not all(_CLEAN_SHAPE.fullmatch(shape) for shape in shapes):
+        return None
+    text = b"\n" + body
+    lines_of = Counter(_LINE_STATION.findall(text))
+    accepted = {
+        station
+        for station in lines_of
+        if selection is None or selection.accepts(station.decode("ascii"))
+    }
+    pivoted = _pivot_kept(text, accepted)
+    if pivoted is None:
+        return None
+    days, flagged, kept = pivoted
+    if not _all_dates_valid({date for _, date in days}):
+        return None
+    # Unsorted: the staging table does not need order, and a sort of the keys costs more
+    # than the rest of the chunk's work.
+    m = _MISSING
+    rows = [
+        b"%s\t%s\t%s\t%s\t%s" % (station, date, row[0] or m, row[1] or m, row[2] or m)
+        for (station, date), row in days.items()
+    ]
+    lines = sum(lines_of.values())
+    accepted_lines = sum(lines_of[station] for station in accepted)
+    stations = {station for station, _ in days}
+    one = len(stations) <= 1  # one station (or none) kept: its canonical lines, as ever
+    return ParsedFile(
+        next(iter(stations)).decode("ascii") if one and stations else None,
+        b"\n".join(row.split(b"\t", 1)[1] for row in rows) if one else b"\n".join(rows),
+        len(rows),
+        frozenset(int(date[:4]) for _, date in days) if one else frozenset(),
+        lines_read=lines,
+        qc_removed=flagged,
+        other_values=accepted_lines - kept,
+        lines_not_selected=lines - accepted_lines,
+    )
+
+
+def _pivot_kept(
+    text: bytes, accepted: set[bytes]
+) -> tuple[dict[tuple[bytes, bytes], list[bytes | None]], Counter[str], int] | None:
+    """(station, date) -> [max, min, prcp] of the accepted stations' kept lines, the QC
+    flags, and the number of kept lines; None if a value is given twice or is not valid."""
+    days: dict[tuple[bytes, bytes], list[bytes | None]] = {}
+    flagged: Counter[str] = Counter()
+    kept = 0
+    for station, date, element, value, q_flag in _KEPT_LINE.findall(text):
+        if station not in accepted:
+            continue
+        kept += 1
+        row = days.get((station, date))
+        if row is None:
+            row = days[station, date] = [None, None, None]
+        column = _COLUMN[element]
+        if row[column] is not None:
+            return None  # given twice: the line-by-line path says where
+        if q_flag:
+            flagged[q_flag.decode()] += 1
+            row[column] = _MISSING
+        elif _valid_values[column].get(value) or _value_ok(column, value):
+            row[column] = value
+        else:
+            return None
+    return days, flagged, kept
+
+
+def _value_ok(column: int, raw: bytes) -> bool:
+    """Whether an unflagged value of ``column`` loads as it is (valid and canonical)."""
+    text = raw.decode()
+    ok = check_value(column, text)[1] is None and str(int(text)) == text
+    _valid_values[column][raw] = ok
+    return ok
 
 
 def _all_valid(index: int, column: dict[bytes, bytes]) -> bool:

@@ -449,7 +449,7 @@ def test_for_many_stations_the_fast_path_and_the_line_by_line_path_agree(seed: i
     fast = ghcn_csv._parse_many_fast(body, selection)
     by_line = ghcn_csv._parse_by_line(body, selection, 1)
 
-    if damage in (1, 2) and (selection is None or damage == 2 and selection.accepts(A)):
+    if damage in (1, 2) and (selection is None or (damage == 2 and selection.accepts(A))):
         assert fast is None
     if fast is not None:
         assert rows(fast) == rows(by_line)

@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The port of `make run`: `make run SERVE_PORT=8001` when 8000 is taken (.ci/run's WXHUB_CI_PORT).
+SERVE_PORT ?= 8000
 
 .PHONY: install run job test lint lint-deploy security bench bench-scale bench-soak clean
 
@@ -15,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## create .venv with wxhub and its development tools
 
 run: job  ## the main job on the embedded default, then the API: explorer at http://127.0.0.1:8000/, docs at /api/docs
-	$(BIN)/wxhub serve
+	$(BIN)/wxhub serve --port $(SERVE_PORT)
 
 job: $(STAMP)  ## the main job only: data/wx_data into ./wxhub.db (SQLite), then yearly statistics
 	$(BIN)/wxhub run data/wx_data

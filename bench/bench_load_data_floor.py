@@ -20,7 +20,8 @@ from pathlib import Path
 import pymysql
 from sqlalchemy.engine import make_url
 
-from wxhub.ingestion.parser import parse, tsv_rows
+from wxhub.ingestion.formats.wx import parse
+from wxhub.ingestion.rows import tsv_rows
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "wx_data"
 TABLE = """CREATE TABLE obs (

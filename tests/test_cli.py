@@ -6,16 +6,20 @@ import json
 import os
 import subprocess
 import sys
+import zlib
+from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from click.testing import Result
+from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.engine import URL
 
 from tests.conftest import DATA_DIR, noaa_line, throwaway_mysql_database, write_station
 from tests.ingestion.test_ingest import snapshot
 from wxhub.db.engine import make_engine
-from wxhub.db.schema import weather_observations, weather_yearly_stats
+from wxhub.db.schema import aggregation_pending, weather_observations, weather_yearly_stats
 
 LINES = [noaa_line("20000101", 10, -20, 0), noaa_line("20000102", 20, -10, 5)]
 SECRET = "s3cr3t-Pa$$w0rd"
@@ -270,3 +274,111 @@ def test_two_shards_run_one_after_the_other_give_the_same_tables_as_one_run(
             assert snapshot(sharded) == snapshot(whole)
             whole.dispose()
     sharded.dispose()
+
+
+# -- shards: a full recomputation of one shard, a shard that gets no file ------------------
+
+
+def _shard(station_id: str, shards: int) -> int:
+    """The shard README.md promises: CRC-32 of the id, modulo N, is K - 1."""
+    return zlib.crc32(station_id.encode()) % shards + 1
+
+
+SHARD_1_OF_2 = ("USC00000004", "USC00000005")
+SHARD_2_OF_2 = ("USC00000001", "USC00000002")
+TWO_YEARS = [noaa_line("20001231", 10, -20, 0), noaa_line("20010101", 20, -10, 5)]
+
+
+def _yearly(db_url: URL) -> dict[tuple[str, int], tuple[object, ...]]:
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(weather_yearly_stats)).all()
+    engine.dispose()
+    return {(row.station_id, row.year): tuple(row) for row in rows}
+
+
+def _pending(db_url: URL) -> set[tuple[str, int]]:
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(aggregation_pending.c.station_id, aggregation_pending.c.year))
+        pending = {(station_id, year) for station_id, year in rows}
+    engine.dispose()
+    return pending
+
+
+def _tamper(db_url: URL, station_id: str, year: int) -> None:
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            update(weather_yearly_stats)
+            .where(
+                weather_yearly_stats.c.station_id == station_id,
+                weather_yearly_stats.c.year == year,
+            )
+            .values(avg_max_temp_c=Decimal("99.99"), max_temp_days=99)
+        )
+    engine.dispose()
+
+
+def _events(result: Result, event: str) -> list[dict[str, object]]:
+    return [line for line in json_lines(result.stdout) if line.get("event") == event]
+
+
+def test_run_full_on_one_shard_recomputes_every_year_of_its_stations_and_no_other(
+    db_url: URL, tmp_path: Path, wxhub_in_process: Callable[..., Result]
+):
+    assert [_shard(s, 2) for s in SHARD_1_OF_2 + SHARD_2_OF_2] == [1, 1, 2, 2]
+    for station in SHARD_1_OF_2 + SHARD_2_OF_2:
+        write_station(tmp_path / "in", station, TWO_YEARS)
+    database = ("--database-url", url_of(db_url))
+    assert wxhub_in_process("run", str(tmp_path / "in"), *database).exit_code == 0
+    clean = _yearly(db_url)
+    for station in (SHARD_1_OF_2[0], SHARD_2_OF_2[0]):
+        _tamper(db_url, station, 2000)
+    tampered = _yearly(db_url)
+
+    result = wxhub_in_process("run", str(tmp_path / "in"), "--full", "--shard", "1/2", *database)
+
+    assert result.exit_code == 0, result.output
+    assert [e["files"] for e in _events(result, "shard")] == [2]
+    (summary,) = _events(result, "summary")
+    assert (summary["files_seen"], summary["files_skipped"], summary["files_loaded"]) == (2, 2, 0)
+    # Every year of the shard's two stations, though nothing was queued.
+    assert summary["station_years_aggregated"] == 4
+    after = _yearly(db_url)
+    assert {key: after[key] for key in after if key[0] in SHARD_1_OF_2} == {
+        key: clean[key] for key in clean if key[0] in SHARD_1_OF_2
+    }
+    assert {key: after[key] for key in after if key[0] in SHARD_2_OF_2} == {
+        key: tampered[key] for key in tampered if key[0] in SHARD_2_OF_2
+    }
+    assert after[(SHARD_2_OF_2[0], 2000)] != clean[(SHARD_2_OF_2[0], 2000)]
+
+
+def test_a_shard_that_gets_no_file_exits_0_and_leaves_the_other_shard_s_queue_alone(
+    db_url: URL, tmp_path: Path, wxhub_in_process: Callable[..., Result]
+):
+    station = SHARD_2_OF_2[0]
+    write_station(tmp_path / "in", station, TWO_YEARS)
+    database = ("--database-url", url_of(db_url))
+    loaded = wxhub_in_process("ingest", str(tmp_path / "in"), "--shard", "2/2", *database)
+    assert loaded.exit_code == 0, loaded.output
+    queued = {(station, 2000), (station, 2001)}
+    assert _pending(db_url) == queued
+
+    for extra in ((), ("--full",)):
+        result = wxhub_in_process("run", str(tmp_path / "in"), "--shard", "1/2", *extra, *database)
+
+        assert result.exit_code == 0, result.output
+        assert [e["files"] for e in _events(result, "shard")] == [0]
+        (summary,) = _events(result, "summary")
+        assert summary["status"] == "succeeded"
+        files = (summary["files_seen"], summary["files_loaded"], summary["files_failed"])
+        assert files == (0, 0, 0)
+        assert summary["station_years_aggregated"] == 0, extra
+        assert _pending(db_url) == queued, extra
+        assert _yearly(db_url) == {}
+
+    aggregated = wxhub_in_process("aggregate", *database)
+    assert aggregated.exit_code == 0, aggregated.output
+    assert set(_yearly(db_url)) == queued

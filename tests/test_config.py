@@ -6,8 +6,11 @@ import io
 import json
 import logging
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from click.testing import Result
 from sqlalchemy.engine import make_url
 
 from wxhub.config import ConfigError, Settings, load_settings
@@ -290,6 +293,83 @@ def test_a_bad_api_cache_size_raises_config_error_naming_it(value: str) -> None:
 
 def test_an_api_cache_size_of_zero_turns_the_cache_off() -> None:
     assert load_settings({"WXHUB_API_CACHE_MB": "0"}).api_cache_mb == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", True),
+        ("on", True),
+        ("OFF", False),
+        (" yes ", True),
+        ("no", False),
+        ("true", True),
+        ("False", False),
+        ("1", True),
+        ("0", False),
+    ],
+)
+def test_api_docs_takes_each_on_off_spelling_in_any_case(value: str, expected: bool) -> None:
+    assert load_settings({"WXHUB_API_DOCS": value}).api_docs is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "enabled", "of", "-1"])
+def test_an_invalid_api_docs_value_is_one_error_naming_it_and_the_allowed_values(
+    value: str,
+) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings({"WXHUB_API_DOCS": value})
+
+    assert str(excinfo.value) == (
+        f"WXHUB_API_DOCS={value!r} is not one of on/off, true/false, yes/no, 1/0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("", 120.0), ("0", 0.0), ("30", 30.0), (" 600 ", 600.0)]
+)
+def test_db_retry_is_read_as_whole_seconds(value: str, expected: float) -> None:
+    assert load_settings({"WXHUB_DB_RETRY_S": value}).db_retry_s == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "-120", "soon", "2m", "1.5", "1e3", "inf"])
+def test_an_invalid_db_retry_value_is_one_error_naming_it_and_the_allowed_values(
+    value: str,
+) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings({"WXHUB_DB_RETRY_S": value})
+
+    assert str(excinfo.value) == (
+        f"WXHUB_DB_RETRY_S={value!r} is not a whole number of seconds, 0 or more"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "WXHUB_API_DOCS",
+            "maybe",
+            "WXHUB_API_DOCS='maybe' is not one of on/off, true/false, yes/no, 1/0",
+        ),
+        (
+            "WXHUB_DB_RETRY_S",
+            "2m",
+            "WXHUB_DB_RETRY_S='2m' is not a whole number of seconds, 0 or more",
+        ),
+    ],
+)
+def test_an_invalid_setting_stops_a_command_with_one_line_and_exit_2(
+    wxhub_in_process: Callable[..., Result], tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    database = tmp_path / "wxhub.db"
+
+    result = wxhub_in_process("migrate", env={"DATABASE_URL": f"sqlite:///{database}", name: value})
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"error: {message}"]
+    assert result.stdout == ""
+    assert not database.exists()
 
 
 def test_config_error_is_a_value_error() -> None:

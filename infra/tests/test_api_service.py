@@ -205,8 +205,11 @@ def test_the_service_scales_from_one_to_the_maximum_of_the_settings(
 
 
 def test_the_service_scales_on_cpu_and_on_requests_per_target(api: Template) -> None:
+    policies = resources(api, "AWS::ApplicationAutoScaling::ScalingPolicy")
+    # Counted first: a third policy on the same metric would vanish in the dict below.
+    assert len(policies) == 2
     metrics = {}
-    for policy in resources(api, "AWS::ApplicationAutoScaling::ScalingPolicy").values():
+    for policy in policies.values():
         config = policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]
         spec = config["PredefinedMetricSpecification"]
         metrics[spec["PredefinedMetricType"]] = config["TargetValue"]

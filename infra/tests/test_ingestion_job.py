@@ -229,6 +229,8 @@ def test_the_task_role_may_only_read_the_raw_bucket(job: Template) -> None:
 
 
 def test_nothing_may_connect_to_the_job(job: Template) -> None:
+    # The job's group exists (else "no inbound rule" would hold of nothing).
+    only_logical_id(job, "AWS::EC2::SecurityGroup", "JobSecurityGroup")
     assert ingress_rules(job) == set()
 
 

@@ -57,13 +57,15 @@ def test_the_vpc_spans_two_azs_with_a_public_app_and_database_subnet_in_each(
 
 
 def test_no_subnet_gives_instances_a_public_ip(without_endpoints: Template) -> None:
-    for subnet in resources(without_endpoints, "AWS::EC2::Subnet").values():
+    subnets = resources(without_endpoints, "AWS::EC2::Subnet")
+    assert len(subnets) == 6, "two AZs of public, app and database subnets"
+    for subnet in subnets.values():
         assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
 
 
 def test_database_subnets_have_no_route_out(without_endpoints: Template) -> None:
     routes = resources(without_endpoints, "AWS::EC2::Route")
-    assert routes, "public and app subnets have routes"
+    assert len(routes) == 4, "a default route in each public and each app subnet"
     for logical_id in routes:
         assert "database" not in logical_id
 
@@ -112,6 +114,8 @@ def test_interface_endpoints_are_closed_until_a_task_group_is_let_in(
     with_endpoints: tuple[Network, Template],
 ) -> None:
     _, template = with_endpoints
+    # The endpoints' group exists (else "no inbound rule" would hold of nothing).
+    only_logical_id(template, "AWS::EC2::SecurityGroup", "NetworkEndpointSecurityGroup")
     assert ingress_rules(template) == set()
 
 
@@ -126,10 +130,15 @@ def test_a_task_group_let_in_reaches_each_endpoint_on_https_only() -> None:
         template, "AWS::EC2::SecurityGroup", "NetworkEndpointSecurityGroup"
     )
     assert ingress_rules(template) == {(endpoints_id, "tcp", 443, 443, tasks_id)}
-    for endpoint in resources(template, "AWS::EC2::VPCEndpoint").values():
-        if endpoint["Properties"]["VpcEndpointType"] == "Interface":
-            groups = [g["Fn::GetAtt"][0] for g in endpoint["Properties"]["SecurityGroupIds"]]
-            assert groups == [endpoints_id]
+    interface = [
+        endpoint
+        for endpoint in resources(template, "AWS::EC2::VPCEndpoint").values()
+        if endpoint["Properties"]["VpcEndpointType"] == "Interface"
+    ]
+    assert len(interface) == 4, "ECR API, ECR Docker, CloudWatch Logs, Secrets Manager"
+    for endpoint in interface:
+        groups = [g["Fn::GetAtt"][0] for g in endpoint["Properties"]["SecurityGroupIds"]]
+        assert groups == [endpoints_id]
 
 
 def test_the_endpoint_group_opens_no_outbound_path(

@@ -108,6 +108,13 @@ def test_no_ipv6_rule_exists(either: Template) -> None:
     assert "CidrIpv6" not in json.dumps(either.to_json())
 
 
+# Every IAM statement of a main stack, dev or prod: the execution roles of the API and the job
+# (4 each: pull the image, log in to ECR, write logs, read the secret), the job's task role
+# (read the raw bucket), the schedule's role (4: run the task, tag it, pass its two roles) and
+# the flow log's role (1). A change is a grant added or removed: review it, then count again.
+IAM_STATEMENTS = 14
+
+
 def policy_statements(template: Template) -> Iterator[dict[str, Any]]:
     for policy in resources(template, "AWS::IAM::Policy").values():
         yield from policy["Properties"]["PolicyDocument"]["Statement"]
@@ -116,11 +123,17 @@ def policy_statements(template: Template) -> Iterator[dict[str, Any]]:
             yield from policy["PolicyDocument"]["Statement"]
 
 
+def counted_statements(template: Template) -> list[dict[str, Any]]:
+    """Every statement, counted first: a check of each statement must not pass on none."""
+    statements = list(policy_statements(template))
+    assert len(statements) == IAM_STATEMENTS, [s["Action"] for s in statements]
+    return statements
+
+
 def test_no_iam_statement_allows_every_action_or_every_action_of_a_service(
     either: Template,
 ) -> None:
-    statements = list(policy_statements(either))
-    assert statements
+    statements = counted_statements(either)
     for statement in statements:
         actions = statement["Action"]
         for action in [actions] if isinstance(actions, str) else actions:
@@ -140,7 +153,7 @@ def test_only_actions_that_take_no_resource_are_granted_on_every_resource(
 
 
 def test_no_task_role_may_put_metrics_because_emf_goes_through_the_logs(either: Template) -> None:
-    actions = json.dumps([s["Action"] for s in policy_statements(either)])
+    actions = json.dumps([s["Action"] for s in counted_statements(either)])
     assert "cloudwatch:" not in actions
 
 
@@ -160,8 +173,10 @@ def test_every_role_is_for_one_service_of_this_stack(either: Template) -> None:
 def test_both_containers_run_the_image_tag_from_the_environment_repository(
     dev: Template,
 ) -> None:
+    tasks = resources(dev, "AWS::ECS::TaskDefinition")
+    assert len(tasks) == 2, "the API's and the job's"
     images = set()
-    for task in resources(dev, "AWS::ECS::TaskDefinition").values():
+    for task in tasks.values():
         (definition,) = task["Properties"]["ContainerDefinitions"]
         images.add(json.dumps(definition["Image"]))
     assert len(images) == 1
@@ -174,7 +189,9 @@ def test_both_containers_read_the_database_secret_attached_to_the_instance(
     attachment = only_logical_id(
         dev, "AWS::SecretsManager::SecretTargetAttachment", "DatabaseCredentialsAttachment"
     )
-    for task in resources(dev, "AWS::ECS::TaskDefinition").values():
+    tasks = resources(dev, "AWS::ECS::TaskDefinition")
+    assert len(tasks) == 2, "the API's and the job's"
+    for task in tasks.values():
         (definition,) = task["Properties"]["ContainerDefinitions"]
         assert {s["Name"]: s["ValueFrom"]["Fn::Join"][1] for s in definition["Secrets"]} == {
             "DB_HOST": [{"Ref": attachment}, ":host::"],

@@ -59,6 +59,24 @@ def client(service: str, region: str | None = None) -> Any:
     return boto3.client(service, region_name=region or None)
 
 
+def unsigned_client(service: str, region: str | None = None) -> Any:
+    """A boto3 client that signs nothing: for public data, such as NOAA's bucket."""
+    import boto3  # noqa: PLC0415  (lazy: see the module docstring)
+    from botocore import UNSIGNED  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+
+    return boto3.client(
+        service, region_name=region or None, config=Config(signature_version=UNSIGNED)
+    )
+
+
+def has_credentials() -> bool:
+    """Whether boto3 finds credentials (environment, profile, the ECS task role, ...)."""
+    import boto3  # noqa: PLC0415  (lazy: see the module docstring)
+
+    return boto3.Session().get_credentials() is not None
+
+
 def region_from(env: Mapping[str, str]) -> str | None:
     """The region the environment names (ECS sets both variables), if any."""
     return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None

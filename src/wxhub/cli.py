@@ -1,4 +1,4 @@
-"""The ``wxhub`` command: migrate, ingest, aggregate and run (the scheduled job).
+"""The ``wxhub`` command: migrate, ingest, aggregate, run (the scheduled job) and stations.
 
 Exit status: 0 when everything loaded (rejected lines are reported, not failures), 1 when a
 file or the database failed, 2 for a usage or configuration error.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -20,8 +21,11 @@ from wxhub.config import ConfigError, Settings, load_settings
 from wxhub.db.engine import is_connection_failure, make_engine
 from wxhub.db.lock import job_lock
 from wxhub.db.retry import DatabaseUnavailable, with_retries
-from wxhub.ingestion.sources import SourceError, resolve_sources, select_shard
-from wxhub.job import EXIT_FAILED, Guard, migrate_schema, run_job
+from wxhub.ingestion.formats import FORMATS, Format
+from wxhub.ingestion.selection import SelectionSpec
+from wxhub.ingestion.sources import SourceError, resolve, resolve_file
+from wxhub.ingestion.stations import LEDGER_SUBJECT
+from wxhub.job import EXIT_FAILED, Guard, migrate_schema, run_job, run_stations
 from wxhub.observability import Metric, configure_logging, with_metrics
 
 log = logging.getLogger("wxhub")
@@ -85,6 +89,96 @@ shard_option = click.option(
     "the station id: N tasks with 1/N ... N/N load every file exactly once.",
 )
 sources_argument = click.argument("sources", nargs=-1, required=True, envvar="WXHUB_SOURCES")
+
+
+class ListType(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
+    """A comma-separated list whose items each match ``pattern`` (``IL,IN``)."""
+
+    def __init__(self, name: str, pattern: str, example: str) -> None:
+        self.name = name
+        self._pattern = re.compile(pattern)
+        self._example = example
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        items = tuple(item.strip() for item in str(value).split(",") if item.strip())
+        bad = [item for item in items if not self._pattern.fullmatch(item)]
+        if not items or bad:
+            shown = ", ".join(repr(b) for b in bad) or repr(value)
+            self.fail(f"{shown} is not a list of {self.name} (e.g. {self._example})", param, ctx)
+        return items
+
+
+class BoxType(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
+    """``MIN_LON,MIN_LAT,MAX_LON,MAX_LAT`` in decimal degrees."""
+
+    name = "MIN_LON,MIN_LAT,MAX_LON,MAX_LAT"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[float, float, float, float]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            min_lon, min_lat, max_lon, max_lat = (float(v) for v in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not four numbers MIN_LON,MIN_LAT,MAX_LON,MAX_LAT", param, ctx)
+        if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
+            self.fail(
+                f"{value!r}: longitudes must be within -180..180 and latitudes within -90..90, "
+                "each minimum at most its maximum (e.g. -91.6,36.9,-87.0,42.6 for Illinois)",
+                param,
+                ctx,
+            )
+        return min_lon, min_lat, max_lon, max_lat
+
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    envvar="WXHUB_FORMAT",
+    help="The files' format (default: recognised from each file's content).",
+)
+stations_option = click.option(
+    "--stations",
+    type=ListType("station ids or globs", r"[A-Za-z0-9_*?\[\]!-]{1,20}", "USC0011*,USW00094846"),
+    default=None,
+    envvar="WXHUB_STATIONS",
+    help="Only these stations: ids or globs, comma-separated.",
+)
+country_option = click.option(
+    "--country",
+    type=ListType("two-letter country codes", r"[A-Z]{2}", "US,CA"),
+    default=None,
+    envvar="WXHUB_COUNTRY",
+    help="Only stations of these countries (the id's first two letters, GHCN's FIPS codes).",
+)
+state_option = click.option(
+    "--state",
+    type=ListType("two-letter state codes", r"[A-Z]{2}", "IL,IN"),
+    default=None,
+    envvar="WXHUB_STATE",
+    help="Only stations of these U.S. states or Canadian provinces (needs station metadata).",
+)
+bbox_option = click.option(
+    "--bbox",
+    type=BoxType(),
+    default=None,
+    envvar="WXHUB_BBOX",
+    help="Only stations within this box of decimal degrees (needs station metadata).",
+)
+
+
+def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--format and the station selection, as run and ingest take them."""
+    for option in (bbox_option, state_option, country_option, stations_option, format_option):
+        func = option(func)
+    return func
 
 
 def _command(func: Callable[..., int]) -> Callable[..., None]:
@@ -172,6 +266,7 @@ def migrate(settings: Settings) -> int:
 @sources_argument
 @force_option
 @shard_option
+@selection_options
 @workers_option
 @wait_option
 @database_url_option
@@ -181,13 +276,26 @@ def ingest(  # noqa: PLR0917  (click passes the options as arguments)
     sources: tuple[str, ...],
     force: bool,
     shard: tuple[int, int] | None,
+    fmt: Format | None,
+    stations: tuple[str, ...] | None,
+    country: tuple[str, ...] | None,
+    state: tuple[str, ...] | None,
+    bbox: tuple[float, float, float, float] | None,
     workers: int | None,
     wait: bool,
 ) -> int:
     """Load station files from SOURCE (folder, file, glob or s3://bucket/prefix/) without
     aggregating."""
     return _run_sources(
-        settings, "ingest", sources, force=force, shard=shard, workers=workers, wait=wait
+        settings,
+        "ingest",
+        sources,
+        force=force,
+        shard=shard,
+        workers=workers,
+        wait=wait,
+        fmt=fmt,
+        selection=SelectionSpec(stations or (), country or (), state or (), bbox),
     )
 
 
@@ -212,6 +320,7 @@ def aggregate(settings: Settings, full: bool, wait: bool) -> int:
 @force_option
 @full_option
 @shard_option
+@selection_options
 @workers_option
 @wait_option
 @database_url_option
@@ -222,14 +331,50 @@ def run(  # noqa: PLR0917  (click passes the options as arguments)
     force: bool,
     full: bool,
     shard: tuple[int, int] | None,
+    fmt: Format | None,
+    stations: tuple[str, ...] | None,
+    country: tuple[str, ...] | None,
+    state: tuple[str, ...] | None,
+    bbox: tuple[float, float, float, float] | None,
     workers: int | None,
     wait: bool,
 ) -> int:
     """The scheduled job: migrate, ingest SOURCE... (folder, file, glob or
     s3://bucket/prefix/), then aggregate what is queued. One run at a time per database:
-    a run that finds another in progress leaves the work to it (or waits, with --wait)."""
+    a run that finds another in progress leaves the work to it (or waits, with --wait).
+
+    Files may be wx station files, GHCN-Daily CSV (by station or by year) or .dly, plain or
+    .gz; NOAA's ghcnd-stations.txt among them loads first. --stations, --country, --state
+    and --bbox keep only some stations (all given must hold)."""
     return _run_sources(
-        settings, "run", sources, force=force, full=full, shard=shard, workers=workers, wait=wait
+        settings,
+        "run",
+        sources,
+        force=force,
+        full=full,
+        shard=shard,
+        workers=workers,
+        wait=wait,
+        fmt=fmt,
+        selection=SelectionSpec(stations or (), country or (), state or (), bbox),
+    )
+
+
+@main.command()
+@click.argument("source")
+@force_option
+@wait_option
+@database_url_option
+@_command
+def stations(settings: Settings, source: str, force: bool, wait: bool) -> int:
+    """Load NOAA's station list (ghcnd-stations.txt) from SOURCE, a file (plain or .gz) or
+    s3://bucket/key, into the stations table. Stations the file leaves out are kept; an
+    unchanged file is skipped."""
+    return run_stations(
+        make_engine(settings.database_url, writer=True),
+        resolve_file(source, LEDGER_SUBJECT),
+        force=force,
+        guard=Guard(wait=wait, retry_s=settings.db_retry_s),
     )
 
 
@@ -270,24 +415,17 @@ def _run_sources(
     full: bool = False,
     shard: tuple[int, int] | None = None,
     wait: bool = False,
+    fmt: Format | None = None,
+    selection: SelectionSpec | None = None,
 ) -> int:
-    files = resolve_sources(sources)
-    if shard is not None:
-        k, n = shard
-        chosen = select_shard(files, k, n)
-        log.info(
-            "shard %d/%d: %d of the %d files",
-            k,
-            n,
-            len(chosen),
-            len(files),
-            extra={"event": "shard", "shard": f"{k}/{n}", "files": len(chosen)},
-        )
-        files = chosen
+    found = resolve(sources)
     return run_job(
         make_engine(settings.database_url, writer=True),
         command,
-        sources=files,
+        sources=found.files,
+        station_metadata=found.station_metadata,
+        fmt=fmt,
+        selection=selection,
         do_aggregate=command == "run",
         force=force,
         full=full,

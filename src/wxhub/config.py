@@ -116,7 +116,9 @@ def load_settings(
         api_docs=_bool_setting(env, "WXHUB_API_DOCS", default=True),
         api_cache_mb=_int_setting(env, "WXHUB_API_CACHE_MB", default=32, minimum=0),
         cors_origins=_origins_setting(env, "WXHUB_CORS_ORIGINS"),
-        db_retry_s=float(_int_setting(env, "WXHUB_DB_RETRY_S", default=120, minimum=0)),
+        db_retry_s=float(
+            _int_setting(env, "WXHUB_DB_RETRY_S", default=120, minimum=0, unit="seconds")
+        ),
         parse_workers=(
             _int_setting(env, "WXHUB_PARSE_WORKERS", default=0, minimum=0)
             if env.get("WXHUB_PARSE_WORKERS", "").strip()
@@ -259,14 +261,20 @@ def _bool_setting(env: Mapping[str, str], name: str, *, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} is not one of on/off, true/false, yes/no, 1/0")
 
 
-def _int_setting(env: Mapping[str, str], name: str, *, default: int, minimum: int) -> int:
+def _int_setting(
+    env: Mapping[str, str], name: str, *, default: int, minimum: int, unit: str = ""
+) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
+    # One message for every bad value, saying what the setting takes.
+    invalid = ConfigError(
+        f"{name}={raw!r} is not a whole number{f' of {unit}' if unit else ''}, {minimum} or more"
+    )
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+        raise invalid from None
     if value < minimum:
-        raise ConfigError(f"{name}={value} is below the minimum of {minimum}")
+        raise invalid
     return value

@@ -24,6 +24,14 @@ TEMP_TENTHS_C_MAX = 600
 PRECIPITATION_TENTHS_MM_MIN = 0
 PRECIPITATION_TENTHS_MM_MAX = 20000
 
+# GHCN-Daily station ids: the 2-letter FIPS country code, a network code, then 8 characters.
+GHCN_STATION_ID_PATTERN = re.compile(r"[A-Z]{2}[A-Z0-9]{9}")
+# Station elevations in metres (ghcnd-stations.txt writes -999.9 for a missing one). Like the
+# limits above, they reject typos, never a real station: the lowest land is the Dead Sea shore
+# (-430 m), the highest summit 8,849 m.
+ELEVATION_M_MIN = -500
+ELEVATION_M_MAX = 9000
+
 
 def shard_of(station_id: str, shards: int) -> int:
     """The shard (1..``shards``) of a station: CRC-32 of its id, the same on every machine.

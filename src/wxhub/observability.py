@@ -176,8 +176,9 @@ def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
     handler.set_name(_HANDLER_NAME)
     root.addHandler(handler)
     root.setLevel(level)
-    # Library chatter (Alembic's "Context impl SQLiteImpl") is not for operators.
-    for noisy in ("alembic", "sqlalchemy"):
+    # Library chatter (Alembic's "Context impl SQLiteImpl", botocore's "Found credentials")
+    # is not for operators.
+    for noisy in ("alembic", "sqlalchemy", "botocore", "boto3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -17,7 +17,12 @@ from sqlalchemy import Engine, insert, select, update
 
 from tests.conftest import DATA_DIR, noaa_line, write_station
 from wxhub.aggregation.main import run_aggregation
-from wxhub.db.schema import aggregation_pending, weather_observations, weather_yearly_stats
+from wxhub.db.schema import (
+    aggregation_pending,
+    station_summary,
+    weather_observations,
+    weather_yearly_stats,
+)
 from wxhub.ingestion.sources import resolve_sources
 from wxhub.job import EXIT_OK, run_job
 
@@ -530,6 +535,55 @@ def test_queued_station_year_without_observations_loses_its_statistics(engine: E
 
     assert set(_stats(engine)) == {("KEEP", 2000), ("STAY", 2000)}
     assert _pending(engine) == set()
+
+
+# -- the station summary -------------------------------------------------------------------
+
+S3 = "USC00000013"
+SENTINEL_DAYS = 999  # no station here has that many days: only a rewrite would remove it
+
+
+def _summary(engine: Engine) -> dict[str, tuple[dt.date, dt.date, int]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(station_summary)).all()
+    return {r.station_id: (r.first_obs_date, r.last_obs_date, r.observation_days) for r in rows}
+
+
+def test_an_update_to_one_station_changes_exactly_its_summary_row_and_no_other(
+    engine: Engine, tmp_path: Path
+) -> None:
+    _write_first_load(tmp_path / "first")
+    write_station(tmp_path / "first", S3, _lines(dt.date(1999, 6, 1), [(10, 0, 0), (20, 0, 0)]))
+    _run(engine, tmp_path / "first")
+    assert _summary(engine) == {
+        S1: (dt.date(2000, 1, 1), dt.date(2001, 1, 3), 6),
+        S2: (dt.date(2000, 1, 1), dt.date(2000, 1, 2), 2),
+        S3: (dt.date(1999, 6, 1), dt.date(1999, 6, 2), 2),
+    }
+    with engine.begin() as conn:
+        conn.execute(
+            update(station_summary)
+            .where(station_summary.c.station_id == S2)
+            .values(observation_days=SENTINEL_DAYS)
+        )
+    others = {station: row for station, row in _summary(engine).items() if station != S1}
+
+    # A later file for S1: the days already loaded again, one more day in 2001, a new last
+    # day in a new year, and an earlier first day.
+    write_station(
+        tmp_path / "later",
+        S1,
+        _lines(dt.date(1999, 12, 31), [(90, 0, 0)])
+        + _lines(dt.date(2000, 1, 1), S1_2000)
+        + _lines(dt.date(2001, 1, 1), [*S1_2001, (230, 0, 0)])
+        + _lines(dt.date(2002, 3, 1), [(300, 0, 0), (310, 0, 0)]),
+    )
+    _run(engine, tmp_path / "later")
+
+    after = _summary(engine)
+    assert after[S1] == (dt.date(1999, 12, 31), dt.date(2002, 3, 2), 1 + 3 + 4 + 2)
+    assert {station: row for station, row in after.items() if station != S1} == others
+    assert after[S2][2] == SENTINEL_DAYS
 
 
 # -- the full data set ---------------------------------------------------------------------

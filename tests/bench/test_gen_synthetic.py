@@ -19,7 +19,7 @@ from types import ModuleType
 import pytest
 
 from tests.conftest import DATA_DIR, REPO_ROOT
-from wxhub.ingestion.parser import parse
+from wxhub.ingestion.formats.wx import parse
 
 SYNTHETIC_STATIONS = 30
 

@@ -6,13 +6,17 @@ Selenium never runs Selenium Manager (which would download a driver). Playwright
 Node or its own browser build beside the Python tests; Selenium is one pip package.
 
 Without Chromium the tests skip with the reason, except under ``CI=true``, where they fail:
-CI must install it (``apt-get install chromium chromium-driver``).
+CI must install it (``apt-get install chromium chromium-driver``). Where Debian's packages do
+not exist (GitHub's Ubuntu runners, whose ``chromium-browser`` is a snap shim), a matching
+browser and driver are named by ``WXHUB_TEST_CHROMIUM`` and ``WXHUB_TEST_CHROMEDRIVER``
+(.github/workflows/ci.yml installs Chrome for Testing with its ChromeDriver and sets both).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,8 +42,8 @@ from wxhub.db.schema import bump_data_version, stations
 from wxhub.ingestion.sources import resolve_sources
 from wxhub.job import run_job
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM = Path(os.environ.get("WXHUB_TEST_CHROMIUM") or "/usr/bin/chromium")
+CHROMEDRIVER = Path(os.environ.get("WXHUB_TEST_CHROMEDRIVER") or "/usr/bin/chromedriver")
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 LOCAL_SCHEMES = ("data", "blob")
 # Collects what the page's Content-Security-Policy blocked, as window.cspViolations.
@@ -51,12 +55,13 @@ CSP_VIOLATION_RECORDER = (
 
 
 def require_chromium() -> None:
-    """Skip (locally) or fail (in CI) when Debian's Chromium and its driver are missing."""
+    """Skip (locally) or fail (in CI) when Chromium or its driver is missing."""
     missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.is_file()]
     if missing:
         reason = (
             f"{' and '.join(missing)} not installed; "
-            "apt-get install -y chromium chromium-driver to run the browser tests"
+            "apt-get install -y chromium chromium-driver to run the browser tests, or name "
+            "another browser and its driver in WXHUB_TEST_CHROMIUM and WXHUB_TEST_CHROMEDRIVER"
         )
         if IN_CI:
             pytest.fail(f"CI=true but {reason}")

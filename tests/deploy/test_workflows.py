@@ -64,6 +64,28 @@ def test_ci_tests_against_a_healthy_mysql_8_4_with_the_mysql_tests_required(
     assert re.search(r"make .*install lint test", commands)
 
 
+def test_ci_installs_chromium_and_its_chromedriver_and_names_both_to_the_tests(
+    ci: dict[str, Any],
+) -> None:
+    """The browser tests are required under CI=true and look for Debian's chromium and
+    chromium-driver unless WXHUB_TEST_CHROMIUM / WXHUB_TEST_CHROMEDRIVER name others; Ubuntu
+    runners have neither package (chromium-browser is a snap shim)."""
+    steps = ci["jobs"]["test"]["steps"]
+    (chrome,) = [s for s in steps if s.get("uses", "").startswith("browser-actions/setup-chrome@")]
+    assert chrome["with"]["install-chromedriver"] is True
+    (tests,) = [s for s in steps if re.search(r"make .*install lint test", s.get("run", ""))]
+    assert steps.index(chrome) < steps.index(tests)
+    # The action's outputs (its action.yml), and the variables tests/browser/conftest.py reads.
+    outputs = f"steps.{chrome['id']}.outputs"
+    assert tests["env"] == {
+        "WXHUB_TEST_CHROMIUM": f"${{{{ {outputs}.chrome-path }}}}",
+        "WXHUB_TEST_CHROMEDRIVER": f"${{{{ {outputs}.chromedriver-path }}}}",
+    }
+    conftest = (REPO_ROOT / "tests" / "browser" / "conftest.py").read_text()
+    assert 'os.environ.get("WXHUB_TEST_CHROMIUM")' in conftest
+    assert 'os.environ.get("WXHUB_TEST_CHROMEDRIVER")' in conftest
+
+
 def test_ci_runs_the_infrastructure_check_and_both_deployment_linters(ci: dict[str, Any]) -> None:
     commands = " ".join(step.get("run", "") for step in _steps(ci))
     assert "infra/check" in commands

@@ -11,6 +11,7 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from sqlalchemy import Engine, Table, func, select
@@ -30,7 +31,7 @@ from wxhub.db.schema import (
 )
 from wxhub.ingestion import ledger
 from wxhub.ingestion.loader import Loader, loader_class
-from wxhub.ingestion.parser import ParsedFile
+from wxhub.ingestion.rows import ParsedFile
 from wxhub.ingestion.sources import LocalFile, resolve_sources
 from wxhub.job import EXIT_FAILED, EXIT_OK, run_job
 
@@ -275,15 +276,15 @@ def test_a_source_file_that_cannot_be_read_fails_alone(
 ):
     for station in ("USC00000001", "USC00000002", "USC00000003"):
         write_station(tmp_path / "in", station, ORIGINAL)
-    real_read = LocalFile.read_bytes
+    real_open = LocalFile.open
 
-    def read(self: LocalFile) -> bytes:
+    def open_file(self: LocalFile) -> BinaryIO:
         if self.station_id == "USC00000002":
             raise OSError(errno_code, reason, str(self.path))
-        return real_read(self)
+        return real_open(self)
 
     # As root, file modes do not stop a read: the error is made where the read happens.
-    monkeypatch.setattr(LocalFile, "read_bytes", read)
+    monkeypatch.setattr(LocalFile, "open", open_file)
 
     assert run(engine, tmp_path / "in") == EXIT_FAILED
     summary = last_run(engine)

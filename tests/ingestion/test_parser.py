@@ -10,15 +10,8 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import DATA_DIR, noaa_line
-from wxhub.ingestion.parser import (
-    REJECT_TEXT_MAX,
-    ParsedFile,
-    Reject,
-    _parse_by_line,
-    _parse_fast,
-    normalise,
-    parse,
-)
+from wxhub.ingestion.formats.wx import _parse_by_line, _parse_fast, parse
+from wxhub.ingestion.rows import REJECT_TEXT_MAX, ParsedFile, Reject, normalise
 
 STATION = "USC00000001"
 GOOD = noaa_line("20000101", 10, -20, 0)

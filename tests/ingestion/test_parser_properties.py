@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from tests.conftest import noaa_line
 from wxhub.domain import MISSING
-from wxhub.ingestion.parser import REJECT_TEXT_MAX, _parse_by_line, _parse_fast, normalise, parse
+from wxhub.ingestion.formats.wx import _parse_by_line, _parse_fast, parse
+from wxhub.ingestion.rows import REJECT_TEXT_MAX, normalise
 
 STATION = "USC00000001"
 PROPERTY_SETTINGS = settings(

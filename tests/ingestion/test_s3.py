@@ -83,7 +83,8 @@ def test_a_prefix_gives_its_station_objects_in_key_order_and_ignores_other_keys(
         "raw/USC00000001.txt",
         "raw/2024/USC00000003.txt",  # deeper keys are under the prefix too
         "raw/README.md",
-        "raw/USC00000004.csv",
+        "raw/USC00000004.json",
+        "raw/readme-by_station.txt",  # NOAA's notes beside the data
         "raw/bad id.txt",
         "raw/",  # the "folder" a console creates
         "other/USC00000005.txt",

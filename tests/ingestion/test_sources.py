@@ -34,7 +34,8 @@ def folder(tmp_path: Path) -> Path:
     write_station(data, "USC00000003", LINES)
     write_station(data, "USC00000001", LINES)
     write_station(data, "USC00000002", LINES, gz=True)
-    (data / "notes.csv").write_text("not a station\n")
+    (data / "notes.json").write_text("not a station\n")
+    (data / "readme.txt").write_text("NOAA's notes beside the data\n")
     (data / "README").write_text("hello\n")
     (data / "bad name.txt").write_text("x\n")
     (data / "USC00000004.TXT").write_text("x\n")
@@ -127,7 +128,7 @@ def test_glob_that_matches_nothing_raises_source_error_naming_it(
 
 
 @pytest.mark.parametrize(
-    "name", ["notes.csv", "README", "bad name.txt", "USC00000004.TXT", "USC00000005.txt.bz2"]
+    "name", ["notes.json", "README", "bad name.txt", "USC00000004.TXT", "USC00000005.txt.bz2"]
 )
 def test_explicitly_named_non_station_file_raises_source_error_naming_it(
     folder: Path, name: str
@@ -296,7 +297,7 @@ def test_folder_named_like_a_station_file_is_not_listed_as_a_file(tmp_path: Path
 
 def test_glob_that_matches_only_folders_and_other_files_raises_source_error(tmp_path: Path) -> None:
     (tmp_path / "sub.txt").mkdir()
-    (tmp_path / "notes.csv").write_text("x")
+    (tmp_path / "notes.json").write_text("x")
 
     with pytest.raises(SourceError, match="matches no station file"):
         resolve_sources([f"{tmp_path}/*"])

@@ -14,6 +14,7 @@ costs one primary-key read of the data version. Streamed CSV exports are never k
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -127,24 +128,33 @@ def response_cache() -> ResponseCache:
 class VersionedCache:
     """A small LRU of values computed from the data, dropped whenever the data version moves.
 
+    The entries are kept per application (in its ``extensions``, like the response cache):
+    a data version is a counter of one database, so two apps in one process on two
+    databases can be at the same version with different data.
+
     Thread-safe for the threaded development server; gunicorn's sync workers have one
     thread and one cache each.
     """
 
+    _instances = itertools.count()
+
     def __init__(self, max_entries: int = 256) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[Hashable, object] = OrderedDict()
+        self._slot = f"wxhub.versioned_cache.{next(self._instances)}"
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
         versioned = (current_data_version(), key)
         with self._lock:
-            if versioned in self._entries:
-                self._entries.move_to_end(versioned)
-                return self._entries[versioned]  # type: ignore[return-value]
+            entries: OrderedDict[Hashable, object] = current_app.extensions.setdefault(
+                self._slot, OrderedDict()
+            )
+            if versioned in entries:
+                entries.move_to_end(versioned)
+                return entries[versioned]  # type: ignore[return-value]
         value = compute()
         with self._lock:
-            self._entries[versioned] = value
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            entries[versioned] = value
+            while len(entries) > self.max_entries:
+                entries.popitem(last=False)
         return value

@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlencode
 
 from sqlalchemy import Connection, and_, or_, tuple_
@@ -66,7 +66,9 @@ def decode_cursor(token: str, filters: Mapping[str, Any], key_types: Sequence[ty
         if hashlib.blake2b(payload, digest_size=_CHECKSUM_BYTES).digest() != checksum:
             raise invalid
         version, key, forward, page, digest = json.loads(payload)
-        if version != CURSOR_VERSION or len(key) != len(key_types):
+        if not _is_int(version) or version != CURSOR_VERSION:
+            raise invalid
+        if not isinstance(key, list) or len(key) != len(key_types):
             raise invalid
         typed = tuple(_typed(value, kind) for value, kind in zip(key, key_types, strict=True))
     except (ValueError, TypeError) as exc:
@@ -76,15 +78,20 @@ def decode_cursor(token: str, filters: Mapping[str, Any], key_types: Sequence[ty
             "The cursor belongs to other filters: change filters from the first page.",
             parameter="cursor",
         )
-    if not isinstance(forward, bool) or not isinstance(page, int) or page < 1:
+    if not isinstance(forward, bool) or not _is_int(page) or page < 1:
         raise invalid
     return Cursor(typed, forward, page)
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    """A JSON integer (Python's bool is an int too: JSON's true is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _typed(value: Any, kind: type) -> KeyValue:
     if kind is dt.date:
         return dt.date.fromisoformat(value)
-    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+    if kind is int and _is_int(value):
         return value
     if kind is str and isinstance(value, str):
         return value

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, and_
+from sqlalchemy import Connection, Insert, Table, and_, func
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
@@ -46,8 +46,13 @@ def upsert(
     table: Table,
     *,
     update_columns: Sequence[str],
+    keep_where_null: bool = False,
 ) -> Insert:
-    """INSERT that updates ``update_columns`` when the primary key exists (nothing if empty)."""
+    """INSERT that updates ``update_columns`` when the primary key exists (nothing if empty).
+
+    With ``keep_where_null``, a NULL in the new row keeps the stored value: rows given in
+    parts (a day's elements split between two chunks of a big file) merge into one.
+    """
     dialect = conn.dialect.name
     if dialect == "sqlite":
         stmt = sqlite.insert(table)
@@ -55,7 +60,11 @@ def upsert(
         if not update_columns:
             return stmt.on_conflict_do_nothing(index_elements=keys)
         return stmt.on_conflict_do_update(
-            index_elements=keys, set_={name: stmt.excluded[name] for name in update_columns}
+            index_elements=keys,
+            set_={
+                name: _merged(stmt.excluded[name], table.c[name], keep_where_null)
+                for name in update_columns
+            },
         )
     if dialect in ("mysql", "mariadb"):
         my_stmt = mysql.insert(table)
@@ -64,9 +73,16 @@ def upsert(
             first_key = next(iter(table.primary_key.columns)).name
             return my_stmt.on_duplicate_key_update({first_key: my_stmt.inserted[first_key]})
         return my_stmt.on_duplicate_key_update(
-            {name: my_stmt.inserted[name] for name in update_columns}
+            {
+                name: _merged(my_stmt.inserted[name], table.c[name], keep_where_null)
+                for name in update_columns
+            }
         )
     raise NotImplementedError(f"no upsert for the {dialect} dialect")
+
+
+def _merged(new: Any, old: Any, keep_where_null: bool) -> Any:
+    return func.coalesce(new, old) if keep_where_null else new
 
 
 def same_values(left: Sequence[ColumnElement[Any]], right: Sequence[ColumnElement[Any]]) -> Any:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, CursorResult, Engine, delete, insert, select, update
 
 from wxhub.db.schema import ingested_files, ingested_objects, ingestion_rejects, job_runs
-from wxhub.ingestion.parser import Reject
+from wxhub.ingestion.rows import Reject
 from wxhub.ingestion.sources import ObjectVersion
 
 URI_MAX = 1024
@@ -44,6 +46,11 @@ class RunStats:
     records_unchanged: int = 0
     records_rejected: int = 0
     station_years_aggregated: int = 0
+    # GHCN-Daily: values NOAA's quality control flagged (not loaded), per flag letter; values
+    # of elements other than TMAX, TMIN and PRCP; lines of stations the run did not select.
+    qc_removed: Counter[str] = field(default_factory=Counter)
+    values_other_elements: int = 0
+    lines_not_selected: int = 0
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -51,10 +58,26 @@ class RunStats:
         """Valid records of the loaded files, now in the table (inserted, updated or same)."""
         return self.records_inserted + self.records_updated + self.records_unchanged
 
-    def counts(self) -> dict[str, int]:
-        values = asdict(self)
-        values.pop("failures")
+    def counts(self) -> dict[str, int | str]:
+        """The columns of ``job_runs`` these counts fill."""
+        values: dict[str, int | str] = asdict(self)
+        for name in ("failures", "qc_removed", "lines_not_selected"):
+            values.pop(name)
+        values["values_qc_removed"] = sum(self.qc_removed.values())
+        values["qc_removed_by_flag"] = flags_json(self.qc_removed)
         return values
+
+    def log_fields(self) -> dict[str, object]:
+        """The counts as the summary log line carries them."""
+        fields: dict[str, object] = dict(self.counts())
+        fields["qc_removed_by_flag"] = dict(sorted(self.qc_removed.items()))
+        fields["lines_not_selected"] = self.lines_not_selected
+        return fields
+
+
+def flags_json(qc_removed: Counter[str]) -> str:
+    """Per-flag counts as stored: '{"D":2,"G":1}' (sorted, so equal counts compare equal)."""
+    return json.dumps(dict(sorted(qc_removed.items())), separators=(",", ":"))
 
 
 def known_files(conn: Connection) -> frozenset[tuple[str, str]]:
@@ -77,6 +100,22 @@ def known_objects(conn: Connection) -> dict[tuple[str, str, int], str]:
         ingested_files.c.content_sha256,
     ).join(ingested_files, ingested_objects.c.file_id == ingested_files.c.id)
     return {(key, etag, int(size)): sha for key, etag, size, sha in conn.execute(query)}
+
+
+def object_content(conn: Connection, source_uri: str, version: ObjectVersion) -> str | None:
+    """The content SHA-256 of the object at ``source_uri``, if it was last read at ``version``
+    (one object's lookup, where :func:`known_objects` reads them all)."""
+    query = (
+        select(ingested_files.c.content_sha256)
+        .join(ingested_objects, ingested_objects.c.file_id == ingested_files.c.id)
+        .where(
+            ingested_objects.c.source_uri_sha256 == uri_key(source_uri),
+            ingested_objects.c.etag == version.etag,
+            ingested_objects.c.size_bytes == version.size_bytes,
+        )
+    )
+    sha = conn.execute(query).scalar()
+    return None if sha is None else str(sha)
 
 
 def file_id_of(conn: Connection, station_id: str, content_sha256: str) -> int | None:
@@ -119,8 +158,16 @@ def record_file(
     updated: int,
     unchanged: int,
     rejects: Sequence[Reject],
+    rejected: int | None = None,
+    qc_removed: Counter[str] | None = None,
+    other_values: int = 0,
 ) -> int:
-    """Write (or, for a forced re-read, replace) a file's ledger entry and its rejects."""
+    """Write (or, for a forced re-read, replace) a file's ledger entry and its rejects.
+
+    ``rejected`` counts the rejected lines when ``rejects`` holds only the first of them (a
+    streamed file keeps at most MAX_STORED_REJECTS_PER_FILE).
+    """
+    flags = qc_removed or Counter()
     values = {
         "source_uri": source_uri[-URI_MAX:],
         "size_bytes": size_bytes,
@@ -130,7 +177,10 @@ def record_file(
         "records_inserted": inserted,
         "records_updated": updated,
         "records_unchanged": unchanged,
-        "records_rejected": len(rejects),
+        "records_rejected": len(rejects) if rejected is None else rejected,
+        "values_qc_removed": sum(flags.values()),
+        "qc_removed_by_flag": flags_json(flags),
+        "values_other_elements": other_values,
     }
     file_id = file_id_of(conn, station_id, content_sha256)
     if file_id is None:

@@ -2,10 +2,15 @@
 
 The database's primary key, not a check-then-insert, is what keeps a station-day unique:
 
-* a station the table has never seen is copied straight in with the backend's own bulk path;
+* a file of one station the table has never seen is copied straight in with the backend's
+  own bulk path;
 * otherwise the file goes to a temporary staging table first, one set-based query counts what
   is new, changed and unchanged, the station-years that change are queued for aggregation, and
   a dialect upsert (``ON CONFLICT`` / ``ON DUPLICATE KEY``) writes only the new and changed rows.
+
+A big file (a GHCN-Daily by-year file) arrives in chunks: each chunk is merged into the
+staging table (a day whose elements fall in two chunks becomes one row), and the comparison
+and upsert run once, when the whole file is staged. Memory stays that of one chunk.
 
 The bulk path is ``LOAD DATA LOCAL INFILE`` on MySQL/MariaDB (batched INSERTs when the server
 refuses it) and ``json_each`` on SQLite, so no Python object is made per row.
@@ -27,6 +32,7 @@ from sqlalchemy import (
     Date,
     Engine,
     MetaData,
+    Select,
     SmallInteger,
     Table,
     and_,
@@ -39,6 +45,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
 )
 from sqlalchemy.exc import DBAPIError
 
@@ -46,7 +53,7 @@ from wxhub.db.engine import is_connection_failure
 from wxhub.db.schema import StationId, aggregation_pending, weather_observations
 from wxhub.db.sql import same_values, upsert
 from wxhub.domain import MISSING
-from wxhub.ingestion.parser import ParsedFile, PayloadFormat, make_payload
+from wxhub.ingestion.rows import ParsedFile, PayloadFormat, payload_of
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +63,16 @@ VALUE_COLUMNS = ("max_temp_tenths_c", "min_temp_tenths_c", "precipitation_tenths
 _staging = Table(
     "wxhub_staging_observations",
     MetaData(),
-    Column("station_id", StationId, nullable=False),
+    Column("station_id", StationId, primary_key=True),
+    Column("obs_date", Date, primary_key=True),
+    *(Column(name, SmallInteger) for name in VALUE_COLUMNS),
+    prefixes=["TEMPORARY"],
+)
+# MySQL: a chunk's rows land here by LOAD DATA, then merge into the staging table.
+_chunk = Table(
+    "wxhub_staging_chunk",
+    MetaData(),
+    Column("station_id", StationId, primary_key=True),
     Column("obs_date", Date, primary_key=True),
     *(Column(name, SmallInteger) for name in VALUE_COLUMNS),
     prefixes=["TEMPORARY"],
@@ -88,26 +104,44 @@ class Loader:
         """Write the file's rows; returns how many were inserted, updated and unchanged."""
         if parsed.row_count == 0:
             return LoadCounts()
-        if not self._station_has_rows(parsed.station_id):
+        station_id = parsed.station_id
+        if station_id is not None and not self._station_has_rows(station_id):
             self.bulk_copy(parsed, obs)
-            self._queue_years(parsed.station_id, parsed.years)
+            self._queue_years(station_id, parsed.years)
             return LoadCounts(inserted=parsed.row_count)
-        self.conn.execute(_staging.delete())
+        self.start_staging()
         self.bulk_copy(parsed, _staging)
+        return self.apply_staging()
+
+    def start_staging(self) -> None:
+        """Empty the staging table for a file that arrives chunk by chunk."""
+        self.conn.execute(_staging.delete())
+
+    def stage(self, parsed: ParsedFile) -> None:
+        """Merge one chunk's rows into the staging table."""
+        if parsed.row_count:
+            self.merge_copy(parsed)
+
+    def apply_staging(self) -> LoadCounts:
+        """Write what the staged file changes; returns inserted, updated and unchanged."""
         counts = self._compare_with_staging()
-        self._queue_changed_years()
-        self._upsert_changed()
+        if counts.inserted or counts.updated:
+            self._queue_changed_years()
+            self._upsert_changed()
         return counts
 
     def bulk_copy(self, parsed: ParsedFile, target: Table) -> None:
         """Insert every row of ``parsed`` into ``target`` (no conflict expected)."""
         raise NotImplementedError
 
+    def merge_copy(self, parsed: ParsedFile) -> None:
+        """Insert the rows of ``parsed`` into the staging table; a row already staged takes
+        the values the new one has (NULL keeps the staged value)."""
+        raise NotImplementedError
+
     def payload(self, parsed: ParsedFile) -> bytes:
         """The rows in this loader's form: made by the worker, or here if it was not."""
-        if parsed.payload is not None and parsed.payload_format == self.payload_format:
-            return parsed.payload
-        return make_payload(parsed.body, self.payload_format)
+        return payload_of(parsed, self.payload_format)
 
     # -- the set-based steps shared by every backend --------------------------------------
 
@@ -182,19 +216,35 @@ class SqliteLoader(Loader):
     )
 
     def bulk_copy(self, parsed: ParsedFile, target: Table) -> None:
-        payload = self.payload(parsed)
+        stmt = target.insert().from_select(_COLUMNS, self._rows(parsed))
+        self.conn.execute(stmt, self._parameters(parsed))
+
+    def merge_copy(self, parsed: ParsedFile) -> None:
+        # 'WHERE true': SQLite needs a WHERE before ON CONFLICT in an INSERT ... SELECT.
+        rows = self._rows(parsed).where(true())
+        stmt = upsert(self.conn, _staging, update_columns=VALUE_COLUMNS, keep_where_null=True)
+        self.conn.execute(stmt.from_select(_COLUMNS, rows), self._parameters(parsed))
+
+    def _rows(self, parsed: ParsedFile) -> Select[Any]:
         # Composed, not formatted: the file's data reaches the database only as bound values.
         item = self._ITEM.format
-        date = literal_column(item(0), Date)
-        values = [literal_column(item(i), SmallInteger) for i in (1, 2, 3)]
-        rows = select(
-            bindparam("station_id"), date, *(func.nullif(value, MISSING) for value in values)
+        first = 0 if parsed.station_id is not None else 1
+        station = bindparam("station_id") if first == 0 else literal_column(item(0), StationId)
+        date = literal_column(item(first), Date)
+        values = [literal_column(item(first + i), SmallInteger) for i in (1, 2, 3)]
+        return select(
+            station, date, *(func.nullif(value, MISSING) for value in values)
         ).select_from(func.json_each(bindparam("payload")))
-        stmt = target.insert().from_select(["station_id", "obs_date", *VALUE_COLUMNS], rows)
-        self.conn.execute(stmt, {"station_id": parsed.station_id, "payload": payload.decode()})
+
+    def _parameters(self, parsed: ParsedFile) -> dict[str, Any]:
+        payload = self.payload(parsed).decode()
+        if parsed.station_id is None:
+            return {"payload": payload}
+        return {"station_id": parsed.station_id, "payload": payload}
 
 
 _SAFE_PATH = re.compile(r"[A-Za-z0-9_./-]+")
+_COLUMNS = ["station_id", "obs_date", *VALUE_COLUMNS]
 
 
 class MysqlLoader(Loader):
@@ -202,6 +252,8 @@ class MysqlLoader(Loader):
 
     def __init__(self, conn: Connection) -> None:
         super().__init__(conn)
+        with conn.begin():
+            _chunk.create(conn, checkfirst=True)
         self.local_infile = self._probe_local_infile()
 
     def bulk_copy(self, parsed: ParsedFile, target: Table) -> None:
@@ -210,26 +262,41 @@ class MysqlLoader(Loader):
         else:
             self._insert_batches(parsed, target)
 
+    def merge_copy(self, parsed: ParsedFile) -> None:
+        self.conn.execute(_chunk.delete())
+        self.bulk_copy(parsed, _chunk)
+        stmt = upsert(self.conn, _staging, update_columns=VALUE_COLUMNS, keep_where_null=True)
+        self.conn.execute(stmt.from_select(_COLUMNS, select(*(_chunk.c[n] for n in _COLUMNS))))
+
     def _load_data(self, parsed: ParsedFile, target: Table) -> None:
         fd, path = tempfile.mkstemp(prefix="wxhub-", suffix=".tsv")
         try:
             with os.fdopen(fd, "wb") as stream:
                 if parsed.body:
                     stream.write(self.payload(parsed) + b"\n")
-            self.conn.execute(self._load_data_sql(path, target), {"station_id": parsed.station_id})
+            if parsed.station_id is None:
+                self.conn.execute(self._load_data_sql(path, target, station_column=True))
+            else:
+                self.conn.execute(
+                    self._load_data_sql(path, target, station_column=False),
+                    {"station_id": parsed.station_id},
+                )
         finally:
             os.unlink(path)
 
     @staticmethod
-    def _load_data_sql(path: str, target: Table) -> Any:
+    def _load_data_sql(path: str, target: Table, *, station_column: bool) -> Any:
         # The file name cannot be a bound parameter in LOAD DATA; it is our own temp file.
         if not _SAFE_PATH.fullmatch(path):
             raise ValueError(f"unexpected characters in temporary file name {path!r}")
-        return text(
+        columns = ", ".join(VALUE_COLUMNS)
+        into = (
             f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE {target.name} CHARACTER SET ascii "
             "FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n' "
-            f"(obs_date, {', '.join(VALUE_COLUMNS)}) SET station_id = :station_id"
         )
+        if station_column:
+            return text(into + f"(station_id, obs_date, {columns})")
+        return text(into + f"(obs_date, {columns}) SET station_id = :station_id")
 
     def _insert_batches(self, parsed: ParsedFile, target: Table) -> None:
         rows = [

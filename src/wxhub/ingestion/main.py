@@ -1,12 +1,19 @@
 """The ingestion step: read, hash, parse and load every source file, one transaction a file.
 
-Reading and hashing happen here, in file order; a file whose (station, content hash) is in
+Reading and hashing happen here, in file order; a file whose (subject, content hash) is in
 the ledger is skipped without being parsed, and an S3 object whose listed ETag and size are
-those last read at its URI is skipped without even being read. Parsing, the CPU-bound part,
-runs in a worker process a few files ahead while this process loads the previous file into
-the database, so the two cores of a small machine work at once. Loading a file, its ledger
-entry, its rejects and its aggregation queue entries commit together: a run killed at any
-moment leaves whole files only, and the next run picks up from there.
+those last read at its URI is skipped without even being read. A file's format is recognised
+from its first bytes (or forced). Parsing, the CPU-bound part, runs in a worker process a
+few files ahead while this process loads the previous file into the database, so the two
+cores of a small machine work at once. Loading a file, its ledger entry, its rejects and its
+aggregation queue entries commit together: a run killed at any moment leaves whole files
+only, and the next run picks up from there.
+
+A file too big to read whole (a GHCN-Daily by-year file, about a gigabyte) is streamed: read
+in chunks of whole lines, each parsed (in the worker) and merged into the loader's staging
+table, hashed as it goes, and compared with the table once all of it is staged, still in one
+transaction. Memory stays that of a few chunks whatever the file's size; if its content turns
+out to be in the ledger already, the transaction is rolled back and nothing is written.
 """
 
 from __future__ import annotations
@@ -14,10 +21,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, BinaryIO
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -26,16 +34,23 @@ from wxhub.db.engine import is_connection_failure
 from wxhub.db.retry import DEFAULT_RETRY_S, with_retries
 from wxhub.db.schema import bump_data_version
 from wxhub.ingestion import ledger
+from wxhub.ingestion.formats import CHUNKED, SNIFF_BYTES, Format, parse_for_loading, sniff
 from wxhub.ingestion.loader import LoadCounts, Loader, loader_class, make_loader
-from wxhub.ingestion.parser import ParsedFile, PayloadFormat, parse_for_loading
-from wxhub.ingestion.sources import SourceFile
+from wxhub.ingestion.rows import ParsedFile, PayloadFormat, Reject
+from wxhub.ingestion.selection import StationFilter
+from wxhub.ingestion.sources import MAX_FILE_BYTES, SourceFile, read_up_to, stem_of
 from wxhub.observability import progress
 
 log = logging.getLogger(__name__)
 
 REJECTS_LOGGED_PER_FILE = 20
-# Files parsed ahead of the loader: enough to hide parsing, bounded in memory.
+# Files parsed ahead of the loader: enough to hide parsing, bounded in memory (by count and
+# by bytes: a by-station file is a few MB, but one may be up to MAX_FILE_BYTES).
 IN_FLIGHT_FILES = 4
+IN_FLIGHT_BYTES = 64 * 1024 * 1024
+# A streamed file is parsed in chunks of whole lines of about this size, a few ahead.
+CHUNK_BYTES = 4 * 1024 * 1024
+IN_FLIGHT_CHUNKS = 2
 
 
 @dataclass(frozen=True)
@@ -45,13 +60,23 @@ class _Known:
     files: frozenset[tuple[str, str]] = frozenset()
     objects: dict[tuple[str, str, int], str] = field(default_factory=dict)
 
-    def object_content(self, source: SourceFile) -> str | None:
+    def object_content(self, item: _Item) -> str | None:
         """The content hash of an object read before at this version, if it was."""
-        version = source.version
+        version = item.source.version
         if version is None:
             return None
-        key = (ledger.uri_key(source.uri), version.etag, version.size_bytes)
-        return self.objects.get(key)
+        return self.objects.get((ledger.uri_key(item.object_key), version.etag, version.size_bytes))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How this run reads its files: the format (None: recognised per file), the stations it
+    keeps, and the loader's payload form."""
+
+    fmt: Format | None
+    selection: StationFilter | None
+    payload_format: PayloadFormat
+    pool: ProcessPoolExecutor | None
 
 
 @dataclass
@@ -59,6 +84,12 @@ class _Item:
     """One source file on its way through read -> hash -> parse -> load."""
 
     source: SourceFile
+    # The ledger's key for the file: its station, or for a file of many stations its name
+    # (with the selection's fingerprint when only some stations' lines are kept).
+    subject: str
+    # The URI the ETag ledger keys the object by (also with the fingerprint, as above).
+    object_key: str
+    fmt: Format | None = None
     sha256: str = ""
     size_bytes: int = 0
     skipped: bool = False
@@ -67,6 +98,13 @@ class _Item:
     data: bytes | None = None
     parsed: ParsedFile | None = None
     future: Future[ParsedFile] | None = None
+    # A file too big to read whole: its open stream and what was read of it so far.
+    stream: BinaryIO | None = None
+    head: bytes = b""
+
+    @property
+    def streamed(self) -> bool:
+        return self.stream is not None
 
     def result(self) -> _Item:
         if self.future is not None:
@@ -87,45 +125,69 @@ def ingest(
     force: bool = False,
     pool: ProcessPoolExecutor | None = None,
     retry_s: float = DEFAULT_RETRY_S,
+    fmt: Format | None = None,
+    selection: StationFilter | None = None,
 ) -> ledger.RunStats:
     """Load ``sources`` in order; a file that fails is reported and the others still load.
 
     With a ``pool`` (see :mod:`wxhub.ingestion.workers`), files are parsed there, a few
     ahead of the loader; without one, here. A file whose load fails because the database
     went away is loaded again on a new connection once it answers (for ``retry_s`` at most).
+    ``fmt`` forces a format; ``selection`` keeps only some stations' lines (the sources are
+    expected to be chosen by name already).
     """
     stats = ledger.RunStats(files_seen=len(sources))
     known = with_retries(
         engine, lambda: _known(engine, force), what="reading the ledger", budget_s=retry_s
     )
+    if selection is not None and selection.keeps_everything:
+        selection = None
+    plan = _Plan(fmt, selection, loader_class(engine).payload_format, pool)
     session = _LoaderSession(engine)
     try:
-        items = _prepared(
-            sources, known, pool=pool, payload_format=loader_class(engine).payload_format
-        )
         with progress(len(sources), "Ingesting") as advance:
-            for item in items:
-                if item.skipped:
-                    stats.files_skipped += 1
-                    if not item.unread and item.source.version is not None:
-                        _remember_object(session, item)
-                    _log_file(item, "skipped")
-                elif item.error is not None:
-                    _fail(stats, item, item.error)
-                else:
-                    # A type-narrowing invariant, not a check: set for every loaded item.
-                    assert item.parsed is not None  # noqa: S101  # nosec B101
-                    parsed = item.parsed
-                    with_retries(
-                        engine,
-                        lambda: _load(session, item, parsed, run_id=run_id, stats=stats),  # noqa: B023  (called at once)
-                        what=f"loading {item.source.uri}",
-                        budget_s=retry_s,
-                    )
+            for item in _prepared(sources, known, plan):
+                _ingest_one(session, item, known, plan, run_id=run_id, stats=stats, retry_s=retry_s)
                 advance(1)
     finally:
         session.close()
     return stats
+
+
+def _ingest_one(
+    session: _LoaderSession,
+    item: _Item,
+    known: _Known,
+    plan: _Plan,
+    *,
+    run_id: int,
+    stats: ledger.RunStats,
+    retry_s: float,
+) -> None:
+    if item.skipped:
+        stats.files_skipped += 1
+        if not item.unread and item.source.version is not None:
+            _remember_object(session, item)
+        _log_file(item, "skipped")
+    elif item.error is not None:
+        _fail(stats, item, item.error)
+    elif item.streamed:
+        with_retries(
+            session.engine,
+            lambda: _load_streamed(session, item, known, plan, run_id=run_id, stats=stats),
+            what=f"loading {item.source.uri}",
+            budget_s=retry_s,
+        )
+    else:
+        # A type-narrowing invariant, not a check: set for every loaded item.
+        assert item.parsed is not None  # noqa: S101  # nosec B101
+        parsed = item.parsed
+        with_retries(
+            session.engine,
+            lambda: _load(session, item, parsed, run_id=run_id, stats=stats),
+            what=f"loading {item.source.uri}",
+            budget_s=retry_s,
+        )
 
 
 def _known(engine: Engine, force: bool) -> _Known:
@@ -177,25 +239,7 @@ def _load(
         conn = session.connection()
         with conn.begin():
             counts = loader.load(parsed)
-            if counts.inserted or counts.updated:
-                bump_data_version(conn)
-            file_id = ledger.record_file(
-                conn,
-                run_id=run_id,
-                station_id=parsed.station_id,
-                content_sha256=item.sha256,
-                source_uri=item.source.uri,
-                size_bytes=item.size_bytes,
-                records_read=parsed.records_read,
-                inserted=counts.inserted,
-                updated=counts.updated,
-                unchanged=counts.unchanged,
-                rejects=parsed.rejects,
-            )
-            if item.source.version is not None:
-                ledger.record_object(
-                    conn, source_uri=item.source.uri, version=item.source.version, file_id=file_id
-                )
+            _record(conn, item, run_id, counts, _Totals.of(parsed))
     except DBAPIError as exc:
         if is_connection_failure(exc):
             session.close()
@@ -208,14 +252,190 @@ def _load(
     except OSError as exc:  # e.g. no space left for the bulk-load file: this file alone fails
         _fail(stats, item, f"cannot stage the file for loading: {exc.strerror or exc}")
         return
+    _loaded(stats, item, counts, _Totals.of(parsed), started)
+
+
+def _load_streamed(
+    session: _LoaderSession,
+    item: _Item,
+    known: _Known,
+    plan: _Plan,
+    *,
+    run_id: int,
+    stats: ledger.RunStats,
+) -> None:
+    """Stream a big file into the staging table chunk by chunk, then apply it, in one
+    transaction; a retry (the database went away) reads the file again from its start."""
+    started = time.perf_counter()
+    stream, head = item.stream, item.head
+    item.stream, item.head = None, b""  # a retry opens the file anew
+    item.size_bytes = 0
+    try:
+        if stream is None:
+            stream = item.source.open()
+        with stream:
+            loader = session.loader()
+            conn = session.connection()
+            with conn.begin() as transaction:
+                loader.start_staging()
+                hasher = hashlib.sha256()
+                totals = _Totals()
+                for parsed in _parsed_chunks(item, stream, head, hasher, plan):
+                    loader.stage(parsed)
+                    totals.add(parsed)
+                item.sha256 = hasher.hexdigest()
+                if (item.subject, item.sha256) in known.files:
+                    transaction.rollback()
+                    item.skipped = True
+                else:
+                    counts = loader.apply_staging()
+                    _record(conn, item, run_id, counts, totals)
+    except DBAPIError as exc:
+        if is_connection_failure(exc):
+            session.close()
+            raise
+        _fail(stats, item, f"database refused the file: {exc.orig}")
+        return
+    except SQLAlchemyError as exc:
+        _fail(stats, item, f"database refused the file: {exc}")
+        return
+    except OSError as exc:  # unreadable midway, or no space left to stage a chunk
+        _fail(stats, item, f"cannot read or stage the file: {exc.strerror or exc}")
+        return
+    if item.skipped:
+        stats.files_skipped += 1
+        if item.source.version is not None:
+            _remember_object(session, item)
+        _log_file(item, "skipped")
+        return
+    _loaded(stats, item, counts, totals, started)
+
+
+def _parsed_chunks(
+    item: _Item, stream: BinaryIO, head: bytes, hasher: Any, plan: _Plan
+) -> Iterator[ParsedFile]:
+    """The file's chunks parsed, in order, a few ahead in the worker process if there is one."""
+    # A type-narrowing invariant: streamed items always have a chunked format.
+    assert item.fmt is not None  # noqa: S101  # nosec B101
+    fmt = item.fmt
+    pending: deque[Future[ParsedFile] | ParsedFile] = deque()
+    for chunk, first_line_no in _chunks(stream, head, hasher, item):
+        args = (chunk, fmt, plan.payload_format)
+        kwargs = {
+            "name_station": stem_of(item.source.name),
+            "selection": plan.selection,
+            "first_line_no": first_line_no,
+        }
+        if plan.pool is not None:
+            pending.append(plan.pool.submit(parse_for_loading, *args, **kwargs))  # type: ignore[arg-type]
+        else:
+            pending.append(parse_for_loading(*args, **kwargs))  # type: ignore[arg-type]
+        while len(pending) > IN_FLIGHT_CHUNKS:
+            yield _chunk_result(pending.popleft())
+    while pending:
+        yield _chunk_result(pending.popleft())
+
+
+def _chunk_result(pending: Future[ParsedFile] | ParsedFile) -> ParsedFile:
+    return pending.result() if isinstance(pending, Future) else pending
+
+
+def _chunks(stream: BinaryIO, head: bytes, hasher: Any, item: _Item) -> Iterator[tuple[bytes, int]]:
+    """(chunk of whole lines, its first line's number), hashing and sizing the file."""
+    line_no = 1
+    carry = b""
+    for piece in _pieces(stream, head):
+        hasher.update(piece)
+        item.size_bytes += len(piece)
+        data = carry + piece
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            carry = data  # a line longer than a chunk: keep reading until it ends
+            continue
+        carry = data[end:]
+        yield data[:end], line_no
+        line_no += data.count(b"\n", 0, end)
+    if carry:
+        yield carry, line_no
+
+
+def _pieces(stream: BinaryIO, head: bytes) -> Iterator[bytes]:
+    """The file's bytes in pieces of about CHUNK_BYTES: what was read to decide, then more."""
+    for start in range(0, len(head), CHUNK_BYTES):
+        yield head[start : start + CHUNK_BYTES]
+    while piece := read_up_to(stream, CHUNK_BYTES):
+        yield piece
+
+
+@dataclass
+class _Totals:
+    """What the parser said of a file (the sum over its chunks when streamed)."""
+
+    records_read: int = 0
+    rejected: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+    qc_removed: Counter[str] = field(default_factory=Counter)
+    other_values: int = 0
+    lines_not_selected: int = 0
+
+    @classmethod
+    def of(cls, parsed: ParsedFile) -> _Totals:
+        totals = cls()
+        totals.add(parsed)
+        return totals
+
+    def add(self, parsed: ParsedFile) -> None:
+        self.records_read += parsed.records_read
+        self.rejected += len(parsed.rejects)
+        room = ledger.MAX_STORED_REJECTS_PER_FILE - len(self.rejects)
+        self.rejects.extend(parsed.rejects[: max(room, 0)])
+        self.qc_removed.update(parsed.qc_removed)
+        self.other_values += parsed.other_values
+        self.lines_not_selected += parsed.lines_not_selected
+
+
+def _record(
+    conn: Connection, item: _Item, run_id: int, counts: LoadCounts, totals: _Totals
+) -> None:
+    """The file's ledger entry (and its object version), in the load's transaction."""
+    if counts.inserted or counts.updated:
+        bump_data_version(conn)
+    file_id = ledger.record_file(
+        conn,
+        run_id=run_id,
+        station_id=item.subject,
+        content_sha256=item.sha256,
+        source_uri=item.source.uri,
+        size_bytes=item.size_bytes,
+        records_read=totals.records_read,
+        inserted=counts.inserted,
+        updated=counts.updated,
+        unchanged=counts.unchanged,
+        rejects=totals.rejects,
+        rejected=totals.rejected,
+        qc_removed=totals.qc_removed,
+        other_values=totals.other_values,
+    )
+    if item.source.version is not None:
+        ledger.record_object(
+            conn, source_uri=item.object_key, version=item.source.version, file_id=file_id
+        )
+
+
+def _loaded(
+    stats: ledger.RunStats, item: _Item, counts: LoadCounts, totals: _Totals, started: float
+) -> None:
     stats.files_loaded += 1
-    stats.records_read += parsed.records_read
+    stats.records_read += totals.records_read
     stats.records_inserted += counts.inserted
     stats.records_updated += counts.updated
     stats.records_unchanged += counts.unchanged
-    stats.records_rejected += len(parsed.rejects)
-    _log_rejects(item, parsed)
-    _log_file(item, "loaded", parsed, counts, load_ms=(time.perf_counter() - started) * 1000)
+    stats.records_rejected += totals.rejected
+    stats.qc_removed.update(totals.qc_removed)
+    stats.values_other_elements += totals.other_values
+    stats.lines_not_selected += totals.lines_not_selected
+    _log_rejects(item, totals)
+    _log_file(item, "loaded", totals, counts, load_ms=(time.perf_counter() - started) * 1000)
 
 
 def _remember_object(session: _LoaderSession, item: _Item) -> None:
@@ -226,10 +446,10 @@ def _remember_object(session: _LoaderSession, item: _Item) -> None:
     try:
         conn = session.connection()
         with conn.begin():
-            file_id = ledger.file_id_of(conn, item.source.station_id, item.sha256)
+            file_id = ledger.file_id_of(conn, item.subject, item.sha256)
             if file_id is not None:
                 ledger.record_object(
-                    conn, source_uri=item.source.uri, version=version, file_id=file_id
+                    conn, source_uri=item.object_key, version=version, file_id=file_id
                 )
     except DBAPIError as exc:
         if is_connection_failure(exc):
@@ -239,48 +459,88 @@ def _remember_object(session: _LoaderSession, item: _Item) -> None:
         log.warning("%s: could not record its version: %s", item.source.uri, exc)
 
 
-def _prepared(
-    sources: Sequence[SourceFile],
-    known: _Known,
-    *,
-    pool: ProcessPoolExecutor | None,
-    payload_format: PayloadFormat,
-) -> Iterator[_Item]:
+def _prepared(sources: Sequence[SourceFile], known: _Known, plan: _Plan) -> Iterator[_Item]:
     """Items in source order, read and hashed here, parsed here or in worker processes."""
     window: deque[_Item] = deque()
-    in_flight = IN_FLIGHT_FILES if pool is not None else 1
+    in_flight = IN_FLIGHT_FILES if plan.pool is not None else 1
     for source in sources:
-        item = _read(source, known)
+        item = _read(_new_item(source, plan.selection), known, plan.fmt)
         if item.data is not None:
             raw, item.data = item.data, None
-            if pool is not None:
-                item.future = pool.submit(parse_for_loading, raw, source.station_id, payload_format)
+            item.size_bytes = len(raw)
+            if plan.pool is not None:
+                item.future = plan.pool.submit(
+                    parse_for_loading,
+                    raw,
+                    item.fmt,  # type: ignore[arg-type]
+                    plan.payload_format,
+                    name_station=stem_of(source.name),
+                    selection=plan.selection,
+                )
             else:
-                item.parsed = _parse_safely(item, raw, payload_format)
+                item.parsed = _parse_safely(item, raw, plan)
         window.append(item)
-        while window and (len(window) > in_flight or _ready(window[0])):
+        while window and (
+            len(window) > in_flight or _bytes(window) > IN_FLIGHT_BYTES or _ready(window[0])
+        ):
             yield window.popleft().result()
     while window:
         yield window.popleft().result()
 
 
-def _read(source: SourceFile, known: _Known) -> _Item:
-    item = _Item(source)
-    listed_sha = known.object_content(source)
+def _new_item(source: SourceFile, selection: StationFilter | None) -> _Item:
+    if source.station_id is not None:
+        return _Item(source, subject=source.station_id, object_key=source.uri)
+    if selection is None:
+        return _Item(source, subject=stem_of(source.name), object_key=source.uri)
+    # A file of many stations read for some of them: another selection reads it again.
+    fingerprint = selection.fingerprint()
+    return _Item(
+        source,
+        subject=f"{stem_of(source.name)[:11]}@{fingerprint[:8]}",
+        object_key=f"{source.uri}#{fingerprint[:16]}",
+    )
+
+
+def _bytes(window: deque[_Item]) -> int:
+    return sum(item.size_bytes for item in window if item.future is not None or item.streamed)
+
+
+def _read(item: _Item, known: _Known, forced: Format | None) -> _Item:
+    source = item.source
+    listed_sha = known.object_content(item)
     if listed_sha is not None:
         item.sha256, item.skipped, item.unread = listed_sha, True, True
         return item
     try:
-        data = source.read_bytes()
+        stream = source.open()
+        try:
+            head = read_up_to(stream, MAX_FILE_BYTES + 1)
+        except BaseException:
+            stream.close()
+            raise
     except OSError as exc:
         item.error = f"cannot read: {exc.strerror or exc}"
         return item
-    item.size_bytes = len(data)
-    item.sha256 = hashlib.sha256(data).hexdigest()
-    if (source.station_id, item.sha256) in known.files:
+    item.fmt = forced or sniff(head[:SNIFF_BYTES], source.name)
+    if len(head) > MAX_FILE_BYTES:
+        if item.fmt not in CHUNKED:
+            stream.close()
+            item.error = (
+                f"larger than {MAX_FILE_BYTES} bytes, too big for one station's file in the "
+                f"{item.fmt} format"
+            )
+            return item
+        item.stream, item.head = stream, head  # loaded chunk by chunk when its turn comes
+        item.size_bytes = 0
+        return item
+    stream.close()
+    item.size_bytes = len(head)
+    item.sha256 = hashlib.sha256(head).hexdigest()
+    if (item.subject, item.sha256) in known.files:
         item.skipped = True
     else:
-        item.data = data
+        item.data = head
     return item
 
 
@@ -288,9 +548,15 @@ def _ready(item: _Item) -> bool:
     return item.future is None or item.future.done()
 
 
-def _parse_safely(item: _Item, data: bytes, payload_format: PayloadFormat) -> ParsedFile | None:
+def _parse_safely(item: _Item, data: bytes, plan: _Plan) -> ParsedFile | None:
     try:
-        return parse_for_loading(data, item.source.station_id, payload_format)
+        return parse_for_loading(
+            data,
+            item.fmt,  # type: ignore[arg-type]
+            plan.payload_format,
+            name_station=stem_of(item.source.name),
+            selection=plan.selection,
+        )
     except Exception as exc:  # a parser bug must fail this file, not the run
         log.exception("parsing %s failed", item.source.uri)
         item.error = f"cannot parse: {exc}"
@@ -308,8 +574,8 @@ def _fail(stats: ledger.RunStats, item: _Item, reason: str) -> None:
     )
 
 
-def _log_rejects(item: _Item, parsed: ParsedFile) -> None:
-    for reject in parsed.rejects[:REJECTS_LOGGED_PER_FILE]:
+def _log_rejects(item: _Item, totals: _Totals) -> None:
+    for reject in totals.rejects[:REJECTS_LOGGED_PER_FILE]:
         log.warning(
             "%s:%d: rejected: %s",
             item.source.uri,
@@ -322,7 +588,7 @@ def _log_rejects(item: _Item, parsed: ParsedFile) -> None:
                 "reason": reject.reason,
             },
         )
-    hidden = len(parsed.rejects) - REJECTS_LOGGED_PER_FILE
+    hidden = totals.rejected - REJECTS_LOGGED_PER_FILE
     if hidden > 0:
         log.warning(
             "%s: %d more rejected lines (all are in the table ingestion_rejects)",
@@ -334,7 +600,7 @@ def _log_rejects(item: _Item, parsed: ParsedFile) -> None:
 def _log_file(
     item: _Item,
     status: str,
-    parsed: ParsedFile | None = None,
+    totals: _Totals | None = None,
     counts: LoadCounts | None = None,
     *,
     load_ms: float | None = None,
@@ -343,27 +609,50 @@ def _log_file(
         "event": "file",
         "status": status,
         "source": item.source.uri,
-        "station_id": item.source.station_id,
+        "station_id": item.subject,
         "content_sha256": item.sha256,
     }
+    if item.fmt is not None:
+        fields["format"] = item.fmt
     if load_ms is not None:
         fields["load_ms"] = round(load_ms, 1)  # time in the database, in this file's transaction
-    if parsed is not None and counts is not None:
+    if totals is not None and counts is not None:
         fields.update(
-            records_read=parsed.records_read,
+            records_read=totals.records_read,
             records_inserted=counts.inserted,
             records_updated=counts.updated,
             records_unchanged=counts.unchanged,
-            records_rejected=len(parsed.rejects),
+            records_rejected=totals.rejected,
         )
         message = (
-            f"{item.source.uri}: {status} {parsed.records_read} records "
+            f"{item.source.uri}: {status} {totals.records_read} records "
             f"({counts.inserted} inserted, {counts.updated} updated, "
-            f"{counts.unchanged} unchanged, {len(parsed.rejects)} rejected)"
+            f"{counts.unchanged} unchanged, {totals.rejected} rejected)"
         )
+        if item.fmt in CHUNKED:
+            fields.update(
+                values_qc_removed=sum(totals.qc_removed.values()),
+                qc_removed_by_flag=dict(sorted(totals.qc_removed.items())),
+                values_other_elements=totals.other_values,
+                lines_not_selected=totals.lines_not_selected,
+            )
+            message += (
+                f"; values not loaded: {_flags_text(totals.qc_removed)}, "
+                f"{totals.other_values} of other elements"
+            )
+            if totals.lines_not_selected:
+                message += f"; {totals.lines_not_selected} lines of stations not selected"
     elif item.unread:
         fields["object_unchanged"] = True
         message = f"{item.source.uri}: {status} (object unchanged since it was read: same ETag)"
     else:
         message = f"{item.source.uri}: {status} (content already ingested)"
     log.info(message, extra=fields)
+
+
+def _flags_text(qc_removed: Counter[str]) -> str:
+    """'3 QC-flagged (D 2, G 1)', or '0 QC-flagged'."""
+    total = sum(qc_removed.values())
+    if not total:
+        return "0 QC-flagged"
+    return f"{total} QC-flagged ({', '.join(f'{f} {n}' for f, n in sorted(qc_removed.items()))})"

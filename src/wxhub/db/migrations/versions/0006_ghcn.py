@@ -27,18 +27,16 @@ STATION_ID = sa.String(20).with_variant(
 )
 MYSQL_OPTIONS: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 
-NEW_COUNTS = {
-    "ingested_files": (
-        sa.Column("values_qc_removed", sa.Integer(), nullable=False, server_default="0"),
+
+def _new_counts(count: Any) -> list[sa.Column[Any]]:
+    return [
+        sa.Column("values_qc_removed", count, nullable=False, server_default="0"),
         sa.Column("qc_removed_by_flag", sa.String(255), nullable=False, server_default="{}"),
-        sa.Column("values_other_elements", sa.Integer(), nullable=False, server_default="0"),
-    ),
-    "job_runs": (
-        sa.Column("values_qc_removed", sa.BigInteger(), nullable=False, server_default="0"),
-        sa.Column("qc_removed_by_flag", sa.String(255), nullable=False, server_default="{}"),
-        sa.Column("values_other_elements", sa.BigInteger(), nullable=False, server_default="0"),
-    ),
-}
+        sa.Column("values_other_elements", count, nullable=False, server_default="0"),
+    ]
+
+
+NEW_COUNTS = {"ingested_files": sa.Integer, "job_runs": sa.BigInteger}
 
 
 # Every step checks first: MySQL commits DDL statement by statement, so a run killed here
@@ -68,17 +66,17 @@ def upgrade() -> None:
         name = op.f(f"ix_stations_{column}_station_id")
         if name not in indexes:
             op.create_index(name, "stations", [column, "station_id"])
-    for table, columns in NEW_COUNTS.items():
+    for table, count in NEW_COUNTS.items():
         present = {c["name"] for c in inspector.get_columns(table)}
-        for new in columns:
+        for new in _new_counts(count()):
             if new.name not in present:
                 with op.batch_alter_table(table) as batch:
-                    batch.add_column(new.copy())
+                    batch.add_column(new)
 
 
 def downgrade() -> None:
-    for table, columns in NEW_COUNTS.items():
+    for table, count in NEW_COUNTS.items():
         with op.batch_alter_table(table) as batch:
-            for column in columns:
+            for column in _new_counts(count()):
                 batch.drop_column(column.name)
     op.drop_table("stations")

@@ -1,0 +1,232 @@
+"""GHCN-Daily CSV: NOAA's by-station and by-year files, one line per station, day and element.
+
+``ID,DATE,ELEMENT,DATA_VALUE,M_FLAG,Q_FLAG,S_FLAG,OBS_TIME``, with or without that header
+line. Only TMAX, TMIN (tenths of a degree C) and PRCP (tenths of a mm) are kept; the values of
+other elements are counted. A value with a Q_FLAG failed NOAA's quality control: it is not
+loaded (that element is missing that day, the day's other elements still load) and counted
+per flag letter. M_FLAG and S_FLAG do not change whether a value loads. The lines of a
+station and day are pivoted here into one row, before loading.
+
+A by-station file (one station, the common case by far) takes a fast path: the shape of every
+distinct line is checked with digits and letters folded, and the kept values are picked out
+with one regular expression per element, so Python does no work per line. Anything unusual
+(another station, a bad date, a duplicate, a stray character) sends the file through the
+line-by-line path, the reference, which says what is wrong where; tests check both agree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from wxhub.domain import MISSING, STATION_ID_PATTERN
+from wxhub.ingestion.formats.checks import (
+    cached_date_reason,
+    check_value,
+    date_reason,
+    show,
+    valid_dates,
+)
+from wxhub.ingestion.formats.pivot import Pivot
+from wxhub.ingestion.rows import ParsedFile, normalise
+from wxhub.ingestion.selection import StationFilter
+
+HEADER = b"ID,DATE,ELEMENT,DATA_VALUE,M_FLAG,Q_FLAG,S_FLAG,OBS_TIME"
+KEPT_ELEMENTS = (b"TMAX", b"TMIN", b"PRCP")
+_COLUMN = {element: k for k, element in enumerate(KEPT_ELEMENTS)}
+_FIELDS = 8
+# A line that the content sniffer takes for GHCN CSV.
+SIGNATURE = re.compile(rb"[A-Z0-9]{11},[0-9]{8},[A-Z0-9]{4},")
+
+# Shapes: digits to '9', capitals to 'A', small letters to 'a'.
+_SHAPE_TABLE = bytes.maketrans(
+    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+    b"9" * 10 + b"A" * 26 + b"a" * 26,
+)
+_CLEAN_SHAPE = re.compile(rb"[A9]{11},9{8},[A9]{4},-?9{1,5},A?,A?,[A9a]?,(?:9{4})?")
+_ELEMENT = re.compile(rb"[A-Z0-9]{4}")
+_VALUE = re.compile(rb"-?[0-9]{1,5}")
+_FLAG = re.compile(rb"[A-Za-z0-9]?")
+# Per element, on a body with a leading newline: (date, value) of unflagged lines, and
+# (date, flag) of flagged ones. The leading '\n' lets the engine skip to line starts.
+_UNFLAGGED = {
+    e: re.compile(rb"\n[A-Z0-9]{11},([0-9]{8})," + e + rb",(-?[0-9]{1,5}),[A-Z]?,,")
+    for e in KEPT_ELEMENTS
+}
+_FLAGGED = {
+    e: re.compile(rb"\n[A-Z0-9]{11},([0-9]{8})," + e + rb",-?[0-9]{1,5},[A-Z]?,([A-Z]),")
+    for e in KEPT_ELEMENTS
+}
+# Unflagged values seen valid and canonical, per column, shared by every file of a process.
+_valid_values: tuple[dict[bytes, bool], ...] = ({}, {}, {})
+
+
+def parse(
+    data: bytes, *, selection: StationFilter | None = None, first_line_no: int = 1
+) -> ParsedFile:
+    """Parse GHCN-Daily CSV: a whole file, or a chunk of whole lines starting at line
+    ``first_line_no`` of its file (only line 1 may be the header)."""
+    body = normalise(data)
+    if first_line_no == 1 and body.startswith(HEADER + b"\n"):
+        return _parse(body[len(HEADER) + 1 :], selection, first_line_no + 1)
+    if first_line_no == 1 and body == HEADER:
+        return ParsedFile(None, lines_read=0)
+    return _parse(body, selection, first_line_no)
+
+
+def _parse(body: bytes, selection: StationFilter | None, first_line_no: int) -> ParsedFile:
+    fast = _parse_fast(body, selection)
+    if fast is not None:
+        return fast
+    return _parse_by_line(body, selection, first_line_no)
+
+
+def _parse_fast(body: bytes, selection: StationFilter | None) -> ParsedFile | None:
+    """The whole-file path for a clean file of one station; None when it is not one."""
+    station_id = _the_one_clean_station(body)
+    if station_id is None:
+        return None
+    lines = body.count(b"\n") + 1
+    if selection is not None and not selection.accepts(station_id):
+        return ParsedFile(station_id, lines_read=lines, lines_not_selected=lines)
+    kept = _kept_columns(b"\n" + body)
+    if kept is None:
+        return None
+    columns, flagged, kept_lines = kept
+    dates = set().union(*columns)
+    if not _all_dates_valid(dates):
+        return None
+    missing = b"%d" % MISSING
+    ordered = sorted(dates)
+    tmax, tmin, prcp = (column.get for column in columns)
+    rows = [
+        b"%s\t%s\t%s\t%s" % (d, tmax(d, missing), tmin(d, missing), prcp(d, missing))
+        for d in ordered
+    ]
+    return ParsedFile(
+        station_id,
+        b"\n".join(rows),
+        len(rows),
+        frozenset(int(year) for year in {d[:4] for d in ordered}),
+        lines_read=lines,
+        qc_removed=flagged,
+        other_values=lines - kept_lines,
+    )
+
+
+def _the_one_clean_station(body: bytes) -> str | None:
+    """The station of a file whose lines are all of one station and of the usual shape."""
+    if not body or body[11:12] != b",":
+        return None
+    station = body[:11]
+    if body.count(b"\n" + station + b",") != body.count(b"\n"):
+        return None  # several stations (a by-year file): line by line
+    shapes = set(body.translate(_SHAPE_TABLE).split(b"\n"))
+    if not all(_CLEAN_SHAPE.fullmatch(shape) for shape in shapes):
+        return None
+    return station.decode("ascii")
+
+
+def _kept_columns(
+    text: bytes,
+) -> tuple[list[dict[bytes, bytes]], Counter[str], int] | None:
+    """Per kept element, date -> value (-9999 where QC-flagged), the flags, and the number
+    of kept lines; None if an element is given twice for a day or a value is not valid."""
+    columns: list[dict[bytes, bytes]] = []
+    flagged: Counter[str] = Counter()
+    kept_lines = 0
+    for k, element in enumerate(KEPT_ELEMENTS):
+        found = _UNFLAGGED[element].findall(text)
+        column = dict(found)
+        flags = _FLAGGED[element].findall(text)
+        flag_dates = {date for date, _ in flags}
+        if len(column) != len(found) or len(flag_dates) != len(flags) or flag_dates & column.keys():
+            return None  # an element given twice for a day: line by line says where
+        if not _all_valid(k, column):
+            return None
+        column.update(dict.fromkeys(flag_dates, b"%d" % MISSING))
+        flagged.update(flag.decode() for _, flag in flags)
+        columns.append(column)
+        kept_lines += len(found) + len(flags)
+    return columns, flagged, kept_lines
+
+
+def _all_valid(index: int, column: dict[bytes, bytes]) -> bool:
+    known = _valid_values[index]
+    distinct = set(column.values())
+    for raw in distinct.difference(known):
+        text = raw.decode()
+        # '007' and '-0' are valid but not canonical (JSON refuses them): line-by-line path.
+        known[raw] = check_value(index, text)[1] is None and str(int(text)) == text
+    return all(known[raw] for raw in distinct)
+
+
+def _all_dates_valid(dates: set[bytes]) -> bool:
+    for raw in dates.difference(valid_dates):
+        if date_reason(raw.decode()) is not None:
+            return False
+        valid_dates.add(raw)
+    return True
+
+
+def _parse_by_line(body: bytes, selection: StationFilter | None, first_line_no: int) -> ParsedFile:
+    """The reference path: one line at a time, with a reason for every reject."""
+    pivot = Pivot()
+    accepted: dict[str, bool] = {}
+    lines = 0
+    for line_no, raw in enumerate(body.split(b"\n"), start=first_line_no):
+        line = raw.rstrip()
+        if not line:
+            continue
+        lines += 1
+        fields = line.split(b",")
+        if len(fields) != _FIELDS:
+            pivot.reject(
+                line_no,
+                f"expected {_FIELDS} comma-separated fields ({HEADER.decode()}), "
+                f"found {len(fields)}",
+                raw,
+            )
+            continue
+        station, date, element, value, _m_flag, q_flag, _s_flag, _obs_time = fields
+        station_id = station.decode("ascii", "replace")
+        if not STATION_ID_PATTERN.fullmatch(station_id):
+            pivot.reject(line_no, f"station id {show(station_id)} is not a station id", raw)
+            continue
+        selected = accepted.get(station_id)
+        if selected is None:
+            selected = accepted[station_id] = selection is None or selection.accepts(station_id)
+        if not selected:
+            pivot.not_selected += 1
+            continue
+        reason = cached_date_reason(date)
+        if reason is not None:
+            pivot.reject(line_no, reason, raw)
+            continue
+        if not _ELEMENT.fullmatch(element):
+            pivot.reject(
+                line_no,
+                f"element {show(element.decode('ascii', 'replace'))} "
+                "is not a 4-character element code",
+                raw,
+            )
+            continue
+        column = _COLUMN.get(element)
+        if column is None:
+            pivot.other_values += 1
+            continue
+        if not _FLAG.fullmatch(q_flag):
+            pivot.reject(
+                line_no, f"Q_FLAG {show(q_flag.decode('ascii', 'replace'))} is not one letter", raw
+            )
+            continue
+        if not _VALUE.fullmatch(value.strip()):
+            name = element.decode()
+            pivot.reject(
+                line_no,
+                f"{name} value {show(value.decode('ascii', 'replace'))} is not an integer",
+                raw,
+            )
+            continue
+        pivot.add(line_no, raw, station_id, date, column, value.strip(), q_flag.decode())
+    return pivot.parsed(lines_read=lines)

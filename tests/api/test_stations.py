@@ -17,12 +17,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, insert
 
 from tests.conftest import noaa_line, write_station
+from tests.ghcn_files import stations_file, stations_line
 from wxhub.api.app import create_app
 from wxhub.api.schemas import MAX_CODES_PER_FILTER
 from wxhub.config import load_settings
 from wxhub.db.schema import bump_data_version, stations
-from wxhub.ingestion.sources import resolve_sources
-from wxhub.job import run_job
+from wxhub.ingestion.sources import resolve_file, resolve_sources
+from wxhub.ingestion.stations import LEDGER_SUBJECT
+from wxhub.job import run_job, run_stations
 
 IL = "USC00110001"  # data and metadata
 IN = "USC00120002"  # no elevation, a mixed-case name
@@ -234,6 +236,35 @@ def test_a_filtered_total_follows_a_metadata_load_that_bumps_the_data_version(cl
     assert after.headers["ETag"] != before.headers["ETag"]
     assert ids(after.json) == [IL, NO_METADATA]
     assert after.json["pagination"]["total"] == 2
+
+
+def test_the_metadata_loader_s_list_shows_in_the_api_and_a_new_list_changes_the_answers(
+    engine: Engine, tmp_path: Path
+):
+    folder = tmp_path / "in"
+    write_station(folder, IL, [noaa_line("20000101", 100, -50, 0)])
+    write_station(folder, IN, [noaa_line("20000101", 100, -50, 0)])
+    assert run_job(engine, "run", sources=resolve_sources([str(folder)])) == 0
+    listed = [stations_line(IL, 41.995, -87.9336, 201.8, "IL", "O'HARE TEST", wmo_id="72530")]
+    station_list = tmp_path / "ghcnd-stations.txt"
+    station_list.write_bytes(stations_file(listed))
+    assert run_stations(engine, resolve_file(str(station_list), LEDGER_SUBJECT)) == 0
+    settings = load_settings({"DATABASE_URL": engine.url.render_as_string(hide_password=False)})
+    client = create_app(settings, engine=engine).test_client()
+    first = client.get("/api/stations?state=IL")
+
+    listed.append(stations_line(IN, 39.7173, -86.2944, 241.1, "IL", "MOVED TO ILLINOIS"))
+    station_list.write_bytes(stations_file(listed))
+    assert run_stations(engine, resolve_file(str(station_list), LEDGER_SUBJECT)) == 0
+    after = client.get("/api/stations?state=IL", headers={"If-None-Match": first.headers["ETag"]})
+
+    assert ids(first.json) == [IL]
+    assert first.json["data"][0]["latitude"] == 41.995
+    assert get(client, f"/api/stations/{IL}")["wmo_id"] == "72530"
+    assert after.status_code == 200
+    assert ids(after.json) == [IL, IN]
+    assert after.json["pagination"]["total"] == 2
+    assert after.json["data"][1]["name"] == "MOVED TO ILLINOIS"
 
 
 def test_filtered_lists_answer_304_to_their_etag(client):

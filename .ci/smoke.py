@@ -335,7 +335,12 @@ SMOKE_CHECKS = [
         {
             "openapi major version": "3",
             "title": "wxhub",
-            "paths": ["/api/stations", "/api/weather", "/api/weather/stats"],
+            "paths": [
+                "/api/stations",
+                "/api/stations/{station_id}",
+                "/api/weather",
+                "/api/weather/stats",
+            ],
         },
     ),
     SmokeCheck("/", "text/html", _explorer_read, _explorer_expected),

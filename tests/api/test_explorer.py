@@ -249,11 +249,13 @@ def _palette() -> dict[str, str]:
         ("muted", "bg", 4.5),
         ("link", "bg", 4.5),
         ("error-text", "error-bg", 4.5),
-        # Chart lines, bar outlines and the focus ring: WCAG AA 1.4.11, 3:1.
+        # Chart lines, bar outlines, map dots and the focus ring: WCAG AA 1.4.11, 3:1.
         ("max-temp", "bg", 3.0),
         ("min-temp", "bg", 3.0),
         ("precip", "bg", 3.0),
         ("focus", "bg", 3.0),
+        ("map-dot", "bg", 3.0),
+        ("map-chosen", "bg", 3.0),
     ],
 )
 def test_the_palette_meets_wcag_aa_contrast(foreground, background, minimum):

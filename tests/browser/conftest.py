@@ -20,6 +20,7 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +29,7 @@ import pytest
 from flask import Flask
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from sqlalchemy import Engine, insert
 from sqlalchemy.engine import URL
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -36,6 +38,7 @@ from wxhub.api.app import create_app
 from wxhub.config import load_settings
 from wxhub.db import migrate
 from wxhub.db.engine import make_engine
+from wxhub.db.schema import bump_data_version, stations
 from wxhub.ingestion.sources import resolve_sources
 from wxhub.job import run_job
 
@@ -102,6 +105,34 @@ def write_fixture_stations(folder: Path) -> None:
     )
 
 
+# NOAA's metadata of two of them, as the metadata loader writes it; OTHER_NETWORK has none.
+METADATA = {
+    WITH_GAPS: {"name": "GAPPY CREEK", "latitude": "41.0000", "longitude": "-90.0000"},
+    ONE_YEAR: {"name": "SINGLE YEAR FARM", "latitude": "40.0000", "longitude": "-85.0000"},
+}
+
+
+def load_fixture_metadata(engine: Engine) -> None:
+    rows = [
+        {
+            "station_id": station_id,
+            "country_code": station_id[:2],
+            "latitude": Decimal(fields["latitude"]),
+            "longitude": Decimal(fields["longitude"]),
+            "elevation_m": None,
+            "state": None,
+            "name": fields["name"],
+            "gsn_flag": None,
+            "hcn_crn_flag": None,
+            "wmo_id": None,
+        }
+        for station_id, fields in METADATA.items()
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(stations), rows)
+        bump_data_version(conn)
+
+
 # ---- the server -------------------------------------------------------------------------
 
 
@@ -128,9 +159,29 @@ def stop_server(running: Server) -> None:
 
 @pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The base URL of a server over a SQLite database of the fixture stations."""
+    """The base URL of a server over a SQLite database of the fixture stations and the
+    metadata of two of them."""
     require_chromium()
     root = tmp_path_factory.mktemp("explorer")
+    write_fixture_stations(root / "in")
+    url = URL.create("sqlite", database=str(root / "wxhub.db"))
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    assert run_job(engine, "run", sources=resolve_sources([str(root / "in")])) == 0
+    load_fixture_metadata(engine)
+    settings = load_settings({"DATABASE_URL": url.render_as_string(hide_password=False)})
+    running = start_server(create_app(settings, engine=engine))
+    yield running.base_url
+    stop_server(running)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def served_without_metadata(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of a server over the fixture stations' data alone, no metadata (what
+    the vendored data gives before the station metadata is loaded)."""
+    require_chromium()
+    root = tmp_path_factory.mktemp("explorer-without-metadata")
     write_fixture_stations(root / "in")
     url = URL.create("sqlite", database=str(root / "wxhub.db"))
     engine = make_engine(url)

@@ -17,7 +17,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.browser.conftest import ONE_YEAR, OTHER_NETWORK, WITH_GAPS, Browser
+from tests.browser.conftest import METADATA, ONE_YEAR, OTHER_NETWORK, WITH_GAPS, Browser
 
 pytestmark = pytest.mark.browser
 
@@ -267,3 +267,160 @@ def test_the_csp_recorder_would_catch_an_inline_style(browser, served):
 
     wait_for(browser, "window.cspViolations.length")
     assert js(browser, "window.cspViolations") == ["style-src-elem inline"]
+
+
+# ---- names and the map --------------------------------------------------------------------
+
+
+def option_texts(browser: Browser) -> dict[str, str]:
+    return js(
+        browser,
+        "Object.fromEntries([...document.getElementById('station').options]"
+        ".map(o => [o.value, o.text]))",
+    )
+
+
+def dots(browser: Browser) -> dict[str, tuple[float, float]]:
+    """The map's dots by station, in CSS pixels of the canvas."""
+    return {dot["id"]: (dot["x"], dot["y"]) for dot in js(browser, "window.wxhubExplorer.map.dots")}
+
+
+def pixel(browser: Browser, x: float, y: float) -> str:
+    """The colour the canvas shows at (x, y) CSS pixels, as #rrggbb."""
+    return js(
+        browser,
+        "(() => { const canvas = document.getElementById('map-canvas');"
+        " const ratio = canvas.width / canvas.getBoundingClientRect().width;"
+        f" const [r, g, b] = canvas.getContext('2d').getImageData(Math.round({x} * ratio),"
+        f" Math.round({y} * ratio), 1, 1).data;"
+        " return '#' + [r, g, b].map(v => v.toString(16).padStart(2, '0')).join(''); })()",
+    )
+
+
+def colour(browser: Browser, name: str) -> str:
+    return js(
+        browser,
+        f"getComputedStyle(document.documentElement).getPropertyValue('--{name}').trim()",
+    )
+
+
+def click_map_at(browser: Browser, x: float, y: float) -> None:
+    canvas = browser.driver.find_element(By.ID, "map-canvas")
+    ActionChains(browser.driver).move_to_element_with_offset(
+        canvas, round(x - canvas.size["width"] / 2), round(y - canvas.size["height"] / 2)
+    ).click().perform()
+
+
+def test_stations_are_listed_with_their_names_or_their_id_alone(browser, served):
+    open_page(browser, served)
+
+    texts = option_texts(browser)
+
+    span = "\N{EN DASH}"  # between the first and last year
+    assert texts[WITH_GAPS].startswith(f"{WITH_GAPS} GAPPY CREEK (2000{span}2004, ")
+    assert texts[ONE_YEAR].startswith(f"{ONE_YEAR} SINGLE YEAR FARM (1999{span}1999, ")
+    assert texts[OTHER_NETWORK].startswith(f"{OTHER_NETWORK} (2010{span}2010, ")
+    browser.driver.find_element(By.ID, "station-search").send_keys("year farm")
+    ids = js(browser, "[...document.getElementById('station').options].map(o => o.value)")
+    assert ids == [ONE_YEAR]
+    assert_stayed_local_and_quiet(browser)
+
+
+def test_the_map_draws_one_dot_per_station_with_coordinates_and_counts_the_others(browser, served):
+    open_page(browser, served)
+
+    placed = dots(browser)
+
+    assert set(placed) == set(METADATA)
+    assert js(browser, "document.getElementById('map').dataset.dots") == "2"
+    for x, y in placed.values():
+        assert pixel(browser, x, y) == colour(browser, "map-dot")
+    # West is left and north is up: one scale, the box fitted with a margin.
+    (west_x, north_y), (east_x, south_y) = placed[WITH_GAPS], placed[ONE_YEAR]
+    width = js(browser, "document.getElementById('map-canvas').getBoundingClientRect().width")
+    assert 0 < west_x < east_x < width
+    assert north_y < south_y
+    assert (east_x - west_x) / (south_y - north_y) == pytest.approx(5, rel=0.01)
+    note = browser.driver.find_element(By.ID, "map-note").text
+    assert note.startswith("2 stations on the map; 1 station without coordinates is not shown.")
+    assert_stayed_local_and_quiet(browser)
+
+
+def test_clicking_a_dot_loads_that_stations_charts_and_highlights_it(browser, served):
+    open_page(browser, served)
+    x, y = dots(browser)[ONE_YEAR]
+
+    click_map_at(browser, x, y)
+
+    wait_for_station(browser, ONE_YEAR)
+    assert js(browser, "document.getElementById('station').value") == ONE_YEAR
+    assert js(browser, "document.getElementById('map').dataset.selected") == ONE_YEAR
+    assert pixel(browser, x, y) == colour(browser, "map-chosen")
+    other_x, other_y = dots(browser)[WITH_GAPS]
+    assert pixel(browser, other_x, other_y) == colour(browser, "map-dot")
+    assert f"#station={ONE_YEAR}" in browser.driver.current_url
+    assert_stayed_local_and_quiet(browser)
+
+
+def test_choosing_in_the_list_highlights_the_stations_dot(browser, served):
+    open_page(browser, served)
+
+    choose_station(browser, WITH_GAPS)
+
+    x, y = dots(browser)[WITH_GAPS]
+    assert js(browser, "document.getElementById('map').dataset.selected") == WITH_GAPS
+    assert pixel(browser, x, y) == colour(browser, "map-chosen")
+    assert_stayed_local_and_quiet(browser)
+
+
+def test_a_dot_picks_its_station_even_when_the_search_hides_it(browser, served):
+    open_page(browser, served)
+    browser.driver.find_element(By.ID, "station-search").send_keys("usw")
+    x, y = dots(browser)[WITH_GAPS]
+
+    click_map_at(browser, x, y)
+
+    wait_for_station(browser, WITH_GAPS)
+    assert browser.driver.find_element(By.ID, "station-search").get_attribute("value") == ""
+    assert js(browser, "document.getElementById('station').value") == WITH_GAPS
+    assert_stayed_local_and_quiet(browser)
+
+
+def test_a_click_between_the_dots_picks_nothing(browser, served):
+    open_page(browser, served)
+    (west_x, north_y), (east_x, south_y) = dots(browser)[WITH_GAPS], dots(browser)[ONE_YEAR]
+
+    click_map_at(browser, (west_x + east_x) / 2, (north_y + south_y) / 2)
+
+    assert js(browser, "document.getElementById('station').value") == ""
+    assert js(browser, f"{chart('yearly')}.dataset.state") is None
+    assert_stayed_local_and_quiet(browser)
+
+
+def test_the_map_is_not_a_keyboard_stop_the_list_is(browser, served):
+    open_page(browser, served)
+
+    tabbable = js(
+        browser,
+        "document.getElementById('map-canvas').tabIndex",
+    )
+
+    assert tabbable == -1
+    assert "the list above does the same with the keyboard" in (
+        browser.driver.find_element(By.ID, "map-note").text
+    )
+
+
+def test_without_any_coordinates_there_is_no_map_and_a_line_says_why(
+    browser, served_without_metadata
+):
+    open_page(browser, served_without_metadata)
+
+    assert not browser.driver.find_element(By.ID, "map-canvas").is_displayed()
+    assert browser.driver.find_element(By.ID, "map-note").text == (
+        "No map: none of the 3 stations has coordinates yet (the station metadata is not loaded)."
+    )
+    texts = option_texts(browser)
+    assert texts[WITH_GAPS].startswith(f"{WITH_GAPS} (2000")
+    choose_station(browser, ONE_YEAR)
+    assert_stayed_local_and_quiet(browser)

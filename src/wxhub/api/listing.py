@@ -4,6 +4,11 @@ Every list (stations, statistics, observations) answers the same way:
 ``{"data": [...], "pagination": {"page", "page_size", "total", "next", "prev"}}`` with the
 same links in a ``Link`` header. A route supplies its filtered query, its key columns, how to
 count its total cheaply and how to find the first key of page N without an OFFSET scan.
+
+A route's query can also come in legs, each one value of an indexed filter (one state of
+``state=IL,IN``): each leg is sought and limited alone, so each reads one index range of at
+most a page, and the page is their merge. One query with ``IN`` would read every matching
+row to sort them, or scan the key order for matches.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Response, jsonify
-from sqlalchemy import Connection, Row, Select
+from sqlalchemy import Connection, Row, Select, select, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
 from wxhub.api.caching import with_cache_headers
@@ -47,14 +52,15 @@ class Listing:
     def respond(
         self,
         conn: Connection,
-        query: Select[Any],
+        query: Select[Any] | Sequence[Select[Any]],
         filters: Mapping[str, Any],
         paging: PageRequest,
         *,
         total: int,
         first_key_of_page: Callable[[int], Key | None],
     ) -> Response:
-        """The page asked for, as JSON with pagination links."""
+        """The page asked for, as JSON with pagination links. ``query`` is one query, or
+        legs whose rows never overlap (see the module's docstring)."""
         size = paging.page_size
         if paging.cursor is not None:
             cursor = decode_cursor(paging.cursor, filters, self.key_types)
@@ -105,12 +111,13 @@ class Listing:
         return with_cache_headers(response, "json")
 
     def _key(self, row: Row[Any]) -> Key:
-        return tuple(row._mapping[column] for column in self.key_columns)
+        # By name: a merged page's rows come from a union, not from the key's own table.
+        return tuple(row._mapping[_name(column)] for column in self.key_columns)
 
     def _seek(
         self,
         conn: Connection,
-        query: Select[Any],
+        query: Select[Any] | Sequence[Select[Any]],
         key: Key | None,
         *,
         forward: bool,
@@ -118,12 +125,34 @@ class Listing:
         inclusive: bool,
     ) -> tuple[list[Row[Any]], bool]:
         """Up to ``size`` rows from ``key`` on, and whether there are more beyond them."""
-        if key is not None:
-            query = query.where(
-                beyond(conn, self.key_columns, key, forward=forward, inclusive=inclusive)
+
+        def page_of(leg: Select[Any]) -> Select[Any]:
+            if key is not None:
+                leg = leg.where(
+                    beyond(conn, self.key_columns, key, forward=forward, inclusive=inclusive)
+                )
+            order = self.key_columns if forward else [c.desc() for c in self.key_columns]
+            return leg.order_by(*order).limit(size + 1)
+
+        legs = [query] if isinstance(query, Select) else list(query)
+        if len(legs) == 1:
+            statement = page_of(legs[0])
+        else:
+            merged = union_all(*(select(page_of(leg).subquery()) for leg in legs)).subquery()
+            names = [merged.c[_name(column)] for column in self.key_columns]
+            statement = (
+                select(merged)
+                .order_by(*(names if forward else [c.desc() for c in names]))
+                .limit(size + 1)
             )
-        order = self.key_columns if forward else [c.desc() for c in self.key_columns]
-        rows = list(conn.execute(query.order_by(*order).limit(size + 1)))
+        rows = list(conn.execute(statement))
         more = len(rows) > size
         rows = rows[:size]
         return (rows if forward else rows[::-1]), more
+
+
+def _name(column: ColumnElement[Any]) -> str:
+    name = column.key
+    if name is None:
+        raise TypeError(f"a key column needs a name: {column}")
+    return name

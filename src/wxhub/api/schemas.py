@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -157,8 +158,136 @@ class StatsQuery(StationFilter):
         return self.start_year, self.end_year
 
 
+# Two-letter codes: US and Canadian states and provinces (IL, ON) and GHCN's FIPS country
+# codes (US, CA). Each value is one leg of the page query (see listing.py), hence the limit.
+MAX_CODES_PER_FILTER = 60
+_CODE = re.compile(r"[A-Za-z]{2}")
+_CODE_LIST_PATTERN = f"^[A-Za-z]{{2}}(,[A-Za-z]{{2}}){{0,{MAX_CODES_PER_FILTER - 1}}}$"
+MAX_NAME_QUERY_LENGTH = 30  # NOAA's names are at most 30 characters
+_BBOX_EXAMPLE = "-91.5,36.9,-87.5,42.5"
+_BBOX_LIMITS = (("MIN_LON", 180), ("MIN_LAT", 90), ("MAX_LON", 180), ("MAX_LAT", 90))
+
+
+def _codes(value: str | None, examples: tuple[str, str]) -> str | None:
+    """Upper-cased and without repeats: the stored codes are capitals, and comparing them
+    as given would differ between MySQL (case-insensitive) and SQLite."""
+    if value is None:
+        return None
+    codes = value.split(",")
+    if len(codes) > MAX_CODES_PER_FILTER:
+        raise ValueError(f"at most {MAX_CODES_PER_FILTER} codes per request")
+    for code in codes:
+        if not _CODE.fullmatch(code):
+            raise ValueError(
+                f"{code[:10]!r} is not a two-letter code (e.g. {examples[0]}; "
+                f"several separated by commas: {','.join(examples)})"
+            )
+    return ",".join(dict.fromkeys(code.upper() for code in codes))
+
+
+def _bbox(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = value.split(",")
+    allowed = f"MIN_LON,MIN_LAT,MAX_LON,MAX_LAT in degrees, e.g. {_BBOX_EXAMPLE}"
+    if len(parts) != 4:
+        raise ValueError(f"four numbers are needed ({allowed}); got {len(parts)}")
+    numbers = []
+    for (name, limit), part in zip(_BBOX_LIMITS, parts, strict=True):
+        try:
+            number = Decimal(part.strip())
+        except InvalidOperation:
+            number = Decimal("NaN")
+        if not number.is_finite():
+            raise ValueError(f"{name} {part[:20]!r} is not a number ({allowed})")
+        if abs(number) > limit:
+            raise ValueError(f"{name} {part.strip()} is outside -{limit}..{limit} ({allowed})")
+        numbers.append(number)
+    min_lon, min_lat, max_lon, max_lat = numbers
+    if min_lon > max_lon:
+        raise ValueError(f"MIN_LON {min_lon} is east of MAX_LON {max_lon} ({allowed})")
+    if min_lat > max_lat:
+        raise ValueError(f"MIN_LAT {min_lat} is north of MAX_LAT {max_lat} ({allowed})")
+    return value
+
+
 class StationsQuery(PageQuery):
-    pass
+    """The station list's filters. Any of them keeps only the stations with metadata."""
+
+    state: str | None = Field(
+        None,
+        max_length=MAX_CODES_PER_FILTER * 4,  # the validator counts the codes exactly
+        json_schema_extra={"pattern": _CODE_LIST_PATTERN, "example": "IL,IN"},
+        description="A US state or Canadian province, or several separated by commas (IL,IN).",
+    )
+    country: str | None = Field(
+        None,
+        max_length=MAX_CODES_PER_FILTER * 4,  # the validator counts the codes exactly
+        json_schema_extra={"pattern": _CODE_LIST_PATTERN, "example": "US"},
+        description="GHCN's two-letter country code, the station id's first two letters "
+        "(US, CA); several separated by commas.",
+    )
+    bbox: str | None = Field(
+        None,
+        max_length=100,
+        json_schema_extra={"example": _BBOX_EXAMPLE},
+        description="Stations inside MIN_LON,MIN_LAT,MAX_LON,MAX_LAT (degrees, edges "
+        "included; longitudes -180..180, latitudes -90..90, each minimum at most its maximum).",
+    )
+    q: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_NAME_QUERY_LENGTH,
+        json_schema_extra={"example": "chicago"},
+        description="Part of the station's name, any case (printable ASCII, as NOAA writes "
+        "names; % and _ are plain characters).",
+    )
+
+    @field_validator("state")
+    @classmethod
+    def _check_states(cls, value: str | None) -> str | None:
+        return _codes(value, ("IL", "IN"))
+
+    @field_validator("country")
+    @classmethod
+    def _check_countries(cls, value: str | None) -> str | None:
+        return _codes(value, ("US", "CA"))
+
+    @field_validator("bbox")
+    @classmethod
+    def _check_bbox(cls, value: str | None) -> str | None:
+        return _bbox(value)
+
+    @field_validator("q")
+    @classmethod
+    def _check_name_query(cls, value: str | None) -> str | None:
+        # MySQL's LOWER folds every letter, SQLite's only ASCII ones: ASCII alone is
+        # matched alike on both (and NOAA's names are ASCII).
+        if value is not None and not (value.isascii() and value.isprintable()):
+            raise ValueError("only printable ASCII characters, as in NOAA's station names")
+        return value
+
+    def states(self) -> list[str]:
+        return [] if self.state is None else self.state.split(",")
+
+    def countries(self) -> list[str]:
+        return [] if self.country is None else self.country.split(",")
+
+    def bounds(self) -> tuple[Decimal, Decimal, Decimal, Decimal] | None:
+        """MIN_LON, MIN_LAT, MAX_LON, MAX_LAT, or None."""
+        if self.bbox is None:
+            return None
+        min_lon, min_lat, max_lon, max_lat = (Decimal(p.strip()) for p in self.bbox.split(","))
+        return min_lon, min_lat, max_lon, max_lat
+
+
+class StationPath(BaseModel):
+    station_id: str = Field(
+        max_length=STATION_ID_MAX_LENGTH,
+        pattern=f"^{_ONE_ID}$",
+        json_schema_extra={"example": "USC00110072"},
+        description="The station's id.",
+    )
 
 
 class Pagination(BaseModel):
@@ -219,24 +348,67 @@ class YearlyStats(BaseModel):
     precipitation_days: int = Field(description="Days with a precipitation value.")
 
 
+# USC00110072 as the vendored data has it before the station metadata is loaded; O'Hare
+# as ghcnd-stations.txt describes it, a station known from its metadata alone.
+STATION_EXAMPLE: dict[str, Any] = {
+    "station_id": "USC00110072",
+    "first_date": "1985-01-01",
+    "last_date": "2014-12-31",
+    "observations": 10865,
+    "name": None,
+    "latitude": None,
+    "longitude": None,
+    "elevation_m": None,
+    "state": None,
+}
+STATION_DETAIL_EXAMPLE: dict[str, Any] = {
+    "station_id": "USW00094846",
+    "first_date": None,
+    "last_date": None,
+    "observations": 0,
+    "name": "CHICAGO OHARE INTL AP",
+    "latitude": 41.995,
+    "longitude": -87.9336,
+    "elevation_m": 201.8,
+    "state": "IL",
+    "country": "US",
+    "gsn_flag": None,
+    "hcn_crn_flag": None,
+    "wmo_id": "72530",
+}
+_METADATA = "null when the station has no metadata"
+
+
 class Station(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "station_id": "USC00110072",
-                    "first_date": "1985-01-01",
-                    "last_date": "2014-12-31",
-                    "observations": 10865,
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [STATION_EXAMPLE]})
 
     station_id: str
-    first_date: dt.date | None
-    last_date: dt.date | None
-    observations: int
+    first_date: dt.date | None = Field(description="First day with data; null if none.")
+    last_date: dt.date | None = Field(description="Last day with data; null if none.")
+    observations: int = Field(description="Days with data.")
+    name: str | None = Field(description=f"NOAA's name of the station; {_METADATA}.")
+    latitude: float | None = Field(description=f"Degrees north, 4 decimals; {_METADATA}.")
+    longitude: float | None = Field(description=f"Degrees east, 4 decimals; {_METADATA}.")
+    elevation_m: float | None = Field(
+        description=f"Metres above sea level, 1 decimal; null when unknown or {_METADATA}."
+    )
+    state: str | None = Field(
+        description=f"US state or Canadian province; null elsewhere or {_METADATA}."
+    )
+
+
+class StationDetail(Station):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [STATION_DETAIL_EXAMPLE]},
+        openapi_extra={"example": STATION_DETAIL_EXAMPLE},  # type: ignore[typeddict-unknown-key]
+    )
+
+    country: str | None = Field(description=f"GHCN's two-letter country code; {_METADATA}.")
+    gsn_flag: str | None = Field(description="GSN when in the GCOS Surface Network.")
+    hcn_crn_flag: str | None = Field(
+        description="HCN or CRN when in the US Historical Climatology or Climate Reference Network."
+    )
+    wmo_id: str | None = Field(description="World Meteorological Organization number.")
 
 
 class ObservationPage(BaseModel):
@@ -250,6 +422,21 @@ class YearlyStatsPage(BaseModel):
 
 
 class StationPage(BaseModel):
+    model_config = ConfigDict(
+        openapi_extra={  # type: ignore[typeddict-unknown-key]
+            "example": {
+                "data": [STATION_EXAMPLE],
+                "pagination": {
+                    "page": 1,
+                    "page_size": 1,
+                    "total": 167,
+                    "next": "/api/stations?page_size=1&cursor=V1...",
+                    "prev": None,
+                },
+            }
+        }
+    )
+
     data: list[Station]
     pagination: Pagination
 

@@ -4,13 +4,25 @@
  * page after page through the `next` links, so the page shows exactly what a client gets.
  * A missing value stays null all the way to the chart, where uPlot draws it as a gap:
  * converting it to a number would draw a false zero. The state (station, year) lives in the
- * URL fragment, so a view can be bookmarked and shared.
+ * URL fragment, so a view can be bookmarked and shared. The stations' positions are drawn on
+ * a canvas map in the page itself (no tiles, nothing fetched): a click on a dot chooses its
+ * station as the list does, and the list stays the way to choose with the keyboard.
  */
 "use strict";
 
 (() => {
   const PAGE_SIZE = 1000; // the API's maximum: fewest round trips
   const CHOOSE_DELAY_MS = 150; // arrowing through the station list loads only where it stops
+  // The map: a plain equirectangular projection (one scale for longitude and latitude)
+  // fitted to the stations' bounding box, with a margin around it.
+  const MAP_MIN_HEIGHT_PX = 160;
+  const MAP_MAX_HEIGHT_PX = 360;
+  const MAP_MARGIN = 0.06; // of each span, on each side
+  const MAP_MIN_SPAN_DEG = 1; // one station alone still gets a degree around it
+  const DOT_RADIUS_PX = 4;
+  const CHOSEN_RADIUS_PX = 7;
+  const HIT_RADIUS_PX = 9; // a click this close to a dot picks it
+  const GRATICULE_STEPS_DEG = [0.5, 1, 2, 5, 10, 15, 30, 45];
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -28,13 +40,21 @@
     dailyTable: $("daily-table"),
     statsCsv: $("stats-csv"),
     dailyCsv: $("daily-csv"),
+    map: $("map"),
+    mapCanvas: $("map-canvas"),
+    mapNote: $("map-note"),
   };
 
   // The drawn charts, for the browser tests and the console (read-only use, please).
   const charts = { yearly: null, daily: null };
   window.wxhubExplorer = charts;
+  // The map's dots in CSS pixels of the canvas ({ id, x, y }), and the picture of the dots
+  // without the chosen one, so choosing redraws one dot, not thousands.
+  const map = { dots: [], width: 0, height: 0, base: null };
+  charts.map = map;
 
   let stations = [];
+  let stationsById = new Map();
   let stationLoad = null; // AbortController of the station being loaded
   let yearLoad = null; // AbortController of the year being loaded
   let chooseTimer = null;
@@ -143,6 +163,9 @@
       precip: get("--precip"),
       precipFill: get("--precip-fill"),
       chosen: get("--chosen-year"),
+      muted: get("--muted"),
+      dot: get("--map-dot"),
+      chosenDot: get("--map-chosen"),
     };
   }
 
@@ -265,7 +288,7 @@
       "yearly",
       ui.yearlyChart,
       {
-        title: `${stationId}: yearly statistics`,
+        title: `${stationTitle(stationId)}: yearly statistics`,
         scales: {
           x: { time: false, range: (_u, min, max) => [min - 0.5, max + 0.5] },
           precip: { range: (_u, _min, max) => [0, Math.max(1, max ?? 1) * 1.05] },
@@ -327,7 +350,7 @@
       "daily",
       ui.dailyChart,
       {
-        title: `${stationId}: ${year}, daily`,
+        title: `${stationTitle(stationId)}: ${year}, daily`,
         scales: {
           x: { time: true },
           precip: { range: (_u, _min, max) => [0, Math.max(1, max ?? 1) * 1.05] },
@@ -376,6 +399,7 @@
     const { signal } = stationLoad;
     current = { station: stationId, years: [], year: null };
     remember();
+    markChosenStation();
     clearError();
     say(`Loading the yearly statistics of ${stationId}…`);
     ui.yearlyChart.dataset.state = "loading";
@@ -406,6 +430,7 @@
         return; // a newer choice took over
       }
       current.station = null; // choosing it again retries
+      markChosenStation();
       ui.yearlyChart.dataset.state = "error";
       showError(error);
     }
@@ -460,16 +485,27 @@
 
   // ---- the station list ------------------------------------------------------------------
 
+  /** The id and NOAA's name, or the id alone for a station without metadata. */
+  function stationTitle(stationId) {
+    const station = stationsById.get(stationId);
+    return station && station.name ? `${stationId} ${station.name}` : stationId;
+  }
+
   function stationLabel(station) {
     const span = [station.first_date, station.last_date]
       .map((date) => (date ? date.slice(0, 4) : "?"))
       .join("–");
-    return `${station.station_id} (${span}, ${station.observations.toLocaleString("en")} days)`;
+    const days = station.observations.toLocaleString("en");
+    return `${stationTitle(station.station_id)} (${span}, ${days} days)`;
   }
 
   function showStations() {
     const needle = ui.search.value.trim().toUpperCase();
-    const matching = stations.filter((station) => station.station_id.toUpperCase().includes(needle));
+    const matching = stations.filter(
+      (station) =>
+        station.station_id.toUpperCase().includes(needle) ||
+        (station.name || "").toUpperCase().includes(needle),
+    );
     const selected = ui.station.value;
     ui.station.replaceChildren(
       ...matching.map((station) => {
@@ -491,6 +527,206 @@
     }
   }
 
+  /** Choose a station from outside the list (the map), exactly as choosing it in the list. */
+  function pickStation(stationId) {
+    if (![...ui.station.options].some((option) => option.value === stationId)) {
+      ui.search.value = ""; // the search hid it: show every station again
+      showStations();
+    }
+    ui.station.value = stationId;
+    clearTimeout(chooseTimer);
+    if (stationId !== current.station) {
+      chooseStation(stationId);
+    }
+  }
+
+  // ---- the map ---------------------------------------------------------------------------
+
+  function hasPosition(station) {
+    return typeof station.latitude === "number" && typeof station.longitude === "number";
+  }
+
+  function plural(count, one, many) {
+    return `${count.toLocaleString("en")} ${count === 1 ? one : many}`;
+  }
+
+  /** Longitude and latitude to CSS pixels: one scale for both, fitted to the bounding box
+   * of the stations with a margin, centred in the canvas. */
+  function projection(located, width) {
+    const lons = located.map((station) => station.longitude);
+    const lats = located.map((station) => station.latitude);
+    const padded = (values) => {
+      // A loop, not Math.min(...values): 130,000 arguments overflow the stack.
+      let low = Infinity;
+      let high = -Infinity;
+      for (const value of values) {
+        low = Math.min(low, value);
+        high = Math.max(high, value);
+      }
+      const span = Math.max(high - low, MAP_MIN_SPAN_DEG);
+      const middle = (low + high) / 2;
+      const half = span / 2 + span * MAP_MARGIN;
+      return [middle - half, middle + half];
+    };
+    const [west, east] = padded(lons);
+    const [south, north] = padded(lats);
+    const scale = Math.min(width / (east - west), MAP_MAX_HEIGHT_PX / (north - south));
+    const height = Math.round(
+      Math.min(MAP_MAX_HEIGHT_PX, Math.max(MAP_MIN_HEIGHT_PX, (north - south) * scale)),
+    );
+    const left = (width - (east - west) * scale) / 2;
+    const top = (height - (north - south) * scale) / 2;
+    return {
+      width,
+      height,
+      west,
+      east,
+      south,
+      north,
+      x: (lon) => left + (lon - west) * scale,
+      y: (lat) => top + (north - lat) * scale,
+    };
+  }
+
+  function degrees(value, positive, negative) {
+    const rounded = Math.round(Math.abs(value) * 10) / 10;
+    if (rounded === 0) {
+      return "0°";
+    }
+    return `${rounded}°${value > 0 ? positive : negative}`;
+  }
+
+  /** Parallels and meridians every few degrees, labelled, so the dots have a frame. */
+  function drawGraticule(ctx, view, colors) {
+    const span = Math.max(view.east - view.west, view.north - view.south);
+    const step = GRATICULE_STEPS_DEG.find((candidate) => span / candidate <= 6) || 90;
+    ctx.strokeStyle = colors.grid;
+    ctx.lineWidth = 1;
+    ctx.fillStyle = colors.muted;
+    ctx.font = "11px system-ui, sans-serif";
+    ctx.beginPath();
+    for (let lon = Math.ceil(view.west / step) * step; lon <= view.east; lon += step) {
+      const x = Math.round(view.x(lon)) + 0.5;
+      ctx.moveTo(x, 0);
+      ctx.lineTo(x, view.height);
+      ctx.fillText(degrees(lon, "E", "W"), x + 3, view.height - 4);
+    }
+    for (let lat = Math.ceil(view.south / step) * step; lat <= view.north; lat += step) {
+      const y = Math.round(view.y(lat)) + 0.5;
+      ctx.moveTo(0, y);
+      ctx.lineTo(view.width, y);
+      ctx.fillText(degrees(lat, "N", "S"), 3, y - 3);
+    }
+    ctx.stroke();
+    ctx.strokeRect(0.5, 0.5, view.width - 1, view.height - 1);
+  }
+
+  /** Every station with coordinates as a dot, on a picture kept for redrawing the choice. */
+  function drawMap() {
+    const located = stations.filter(hasPosition);
+    const unplaced = stations.length - located.length;
+    ui.map.hidden = !stations.length;
+    if (!located.length) {
+      map.dots = [];
+      ui.mapCanvas.hidden = true;
+      ui.map.dataset.dots = "0";
+      ui.mapNote.textContent =
+        `No map: none of the ${plural(stations.length, "station", "stations")} has ` +
+        "coordinates yet (the station metadata is not loaded).";
+      return;
+    }
+    ui.mapCanvas.hidden = false;
+    const width = Math.max(200, Math.floor(ui.map.clientWidth));
+    const view = projection(located, width);
+    const ratio = window.devicePixelRatio || 1;
+    const base = document.createElement("canvas");
+    base.width = Math.round(view.width * ratio);
+    base.height = Math.round(view.height * ratio);
+    const ctx = base.getContext("2d");
+    ctx.scale(ratio, ratio);
+    const colors = palette();
+    drawGraticule(ctx, view, colors);
+    map.dots = located.map((station) => ({
+      id: station.station_id,
+      x: view.x(station.longitude),
+      y: view.y(station.latitude),
+    }));
+    ctx.fillStyle = colors.dot;
+    ctx.beginPath();
+    for (const dot of map.dots) {
+      ctx.moveTo(dot.x + DOT_RADIUS_PX, dot.y);
+      ctx.arc(dot.x, dot.y, DOT_RADIUS_PX, 0, 2 * Math.PI);
+    }
+    ctx.fill();
+    Object.assign(map, { width: view.width, height: view.height, base });
+    ui.mapCanvas.width = base.width;
+    ui.mapCanvas.height = base.height;
+    ui.map.dataset.dots = String(map.dots.length);
+    ui.mapNote.textContent =
+      `${plural(map.dots.length, "station", "stations")} on the map` +
+      (unplaced ? `; ${plural(unplaced, "station", "stations")} without coordinates ` +
+        `${unplaced === 1 ? "is" : "are"} not shown. ` : ". ") +
+      "Click a dot to choose its station; the list above does the same with the keyboard.";
+    markChosenStation();
+  }
+
+  /** The dots, then the chosen station's dot on top, larger, ringed. */
+  function markChosenStation() {
+    if (!map.base) {
+      return;
+    }
+    const ctx = ui.mapCanvas.getContext("2d");
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, ui.mapCanvas.width, ui.mapCanvas.height);
+    ctx.drawImage(map.base, 0, 0);
+    const chosen = map.dots.find((dot) => dot.id === current.station);
+    ui.map.dataset.selected = chosen ? chosen.id : "";
+    if (!chosen) {
+      return;
+    }
+    const ratio = ui.mapCanvas.width / map.width;
+    const colors = palette();
+    ctx.scale(ratio, ratio);
+    ctx.beginPath();
+    ctx.arc(chosen.x, chosen.y, CHOSEN_RADIUS_PX, 0, 2 * Math.PI);
+    ctx.fillStyle = colors.chosenDot;
+    ctx.fill();
+    ctx.lineWidth = 2;
+    ctx.strokeStyle = colors.text;
+    ctx.stroke();
+  }
+
+  /** The dot under the pointer, if one is within reach. */
+  function dotAt(event) {
+    const box = ui.mapCanvas.getBoundingClientRect();
+    const x = ((event.clientX - box.left) * map.width) / box.width;
+    const y = ((event.clientY - box.top) * map.height) / box.height;
+    let nearest = null;
+    let nearestSquared = HIT_RADIUS_PX * HIT_RADIUS_PX;
+    for (const dot of map.dots) {
+      const squared = (dot.x - x) ** 2 + (dot.y - y) ** 2;
+      if (squared <= nearestSquared) {
+        nearest = dot;
+        nearestSquared = squared;
+      }
+    }
+    return nearest;
+  }
+
+  ui.mapCanvas.addEventListener("click", (event) => {
+    const dot = dotAt(event);
+    if (dot) {
+      pickStation(dot.id);
+    }
+  });
+  ui.mapCanvas.addEventListener("mousemove", (event) => {
+    const dot = dotAt(event);
+    ui.mapCanvas.classList.toggle("on-dot", Boolean(dot));
+    ui.mapCanvas.title = dot ? stationTitle(dot.id) : "";
+  });
+
+  // ---- start -----------------------------------------------------------------------------
+
   async function loadStations() {
     try {
       stations = await fetchAll(`/api/stations?${query({ page_size: PAGE_SIZE })}`);
@@ -499,9 +735,11 @@
       showError(error);
       return;
     }
+    stationsById = new Map(stations.map((station) => [station.station_id, station]));
     ui.station.disabled = false;
     ui.station.dataset.count = String(stations.length);
     showStations();
+    drawMap();
     if (!stations.length) {
       say("No stations yet: run the job first (`wxhub run data/wx_data`).");
       return;
@@ -535,7 +773,7 @@
     }
   });
 
-  // The charts follow the page's width (a phone held upright is 375 px).
+  // The charts and the map follow the page's width (a phone held upright is 375 px).
   let resizeTimer = null;
   new ResizeObserver(() => {
     clearTimeout(resizeTimer);
@@ -544,6 +782,9 @@
         if (charts[name] && figure.clientWidth) {
           charts[name].setSize(chartSize(figure));
         }
+      }
+      if (map.base && Math.floor(ui.map.clientWidth) !== map.width) {
+        drawMap();
       }
     }, 100);
   }).observe(document.querySelector("main"));

@@ -20,8 +20,12 @@ from tests.conftest import (
     only_logical_id,
     resources,
 )
-from wxhub_infra.ingestion_job import IngestionJob, job_command
+from wxhub_infra.ingestion_job import IngestionJob, job_command, selection_environment
 from wxhub_infra.settings import EnvironmentSettings
+
+BY_STATION = "s3://noaa-ghcn-pds/csv.gz/by_station/"
+STATION_LIST = "s3://noaa-ghcn-pds/ghcnd-stations.txt"
+THIS_YEAR = "s3://noaa-ghcn-pds/csv.gz/by_year/2026.csv.gz"
 
 
 def build(settings: EnvironmentSettings) -> Template:
@@ -51,6 +55,26 @@ def sharded_job() -> Template:
     return build(dev(job_shards=3, job_schedule="rate(1 hour)"))
 
 
+@pytest.fixture(scope="module")
+def ghcn_job() -> Template:
+    """The raw bucket and an Illinois and Indiana region of NOAA's bucket, in two shards."""
+    return build(
+        dev(
+            ghcn_sources=(BY_STATION, STATION_LIST),
+            job_stations=("USC0011*", "USW00094846"),
+            job_country=("US",),
+            job_state=("IL", "IN"),
+            job_bbox=(-91.6, 36.9, -84.7, 42.6),
+            job_shards=2,
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def noaa_only_job() -> Template:
+    return build(dev(job_reads_raw_bucket=False, ghcn_sources=(THIS_YEAR,)))
+
+
 def bucket_command(template: Template, *args: str) -> list[Any]:
     bucket = only_logical_id(template, "AWS::S3::Bucket", "JobRawBucket")
     url = {"Fn::Join": ["", ["s3://", {"Ref": bucket}, "/"]]}
@@ -68,15 +92,16 @@ def container(template: Template) -> Any:
     return found
 
 
-def test_the_job_command_reads_the_whole_bucket_or_one_shard_of_it() -> None:
-    assert job_command("raw") == ["python", "-m", "wxhub.ingestion", "s3://raw/"]
-    assert job_command("raw", 2, 3) == [
+def test_the_job_command_reads_its_sources_whole_or_one_shard_of_them() -> None:
+    assert job_command(["s3://raw/"]) == ["python", "-m", "wxhub.ingestion", "s3://raw/"]
+    assert job_command(["s3://raw/", BY_STATION], 2, 3) == [
         "python",
         "-m",
         "wxhub.ingestion",
         "--shard",
         "2/3",
         "s3://raw/",
+        BY_STATION,
     ]
 
 
@@ -207,25 +232,110 @@ def test_the_task_family_is_stable_for_alarms_and_the_deploy_flow(job: Template)
     )
 
 
-def test_the_task_role_may_only_read_the_raw_bucket(job: Template) -> None:
-    task_role = only_logical_id(job, "AWS::IAM::Role", "JobTaskDefinitionTaskRole")
-    bucket = only_logical_id(job, "AWS::S3::Bucket", "JobRawBucket")
-    statements = [
-        statement
-        for policy in resources(job, "AWS::IAM::Policy").values()
+def task_role_statements(template: Template) -> list[dict[str, Any]]:
+    """The statements of the job's task role, from the one policy CDK attaches to it."""
+    task_role = only_logical_id(template, "AWS::IAM::Role", "JobTaskDefinitionTaskRole")
+    policies = [
+        policy
+        for policy in resources(template, "AWS::IAM::Policy").values()
         if policy["Properties"]["Roles"] == [{"Ref": task_role}]
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
     ]
-    assert statements == [
-        {
-            "Action": ["s3:GetObject*", "s3:GetBucket*", "s3:List*"],
-            "Effect": "Allow",
-            "Resource": [
-                {"Fn::GetAtt": [bucket, "Arn"]},
-                {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/*"]]},
-            ],
-        }
+    assert len(policies) == 1, policies
+    return list(policies[0]["Properties"]["PolicyDocument"]["Statement"])
+
+
+def raw_bucket_read(template: Template) -> dict[str, Any]:
+    """CDK's grant_read of the raw bucket, as synthesized."""
+    bucket = only_logical_id(template, "AWS::S3::Bucket", "JobRawBucket")
+    return {
+        "Action": ["s3:GetObject*", "s3:GetBucket*", "s3:List*"],
+        "Effect": "Allow",
+        "Resource": [
+            {"Fn::GetAtt": [bucket, "Arn"]},
+            {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/*"]]},
+        ],
+    }
+
+
+NOAA_READ = [
+    {"Action": "s3:ListBucket", "Effect": "Allow", "Resource": "arn:aws:s3:::noaa-ghcn-pds"},
+    {"Action": "s3:GetObject", "Effect": "Allow", "Resource": "arn:aws:s3:::noaa-ghcn-pds/*"},
+]
+
+
+def test_the_task_role_may_only_read_the_raw_bucket(job: Template) -> None:
+    assert task_role_statements(job) == [raw_bucket_read(job)]
+
+
+def test_without_ghcn_sources_nothing_names_noaas_bucket(job: Template) -> None:
+    assert "noaa-ghcn-pds" not in json.dumps(job.to_json())
+
+
+def test_ghcn_sources_let_the_task_role_list_noaas_bucket_and_get_its_objects_only(
+    ghcn_job: Template,
+) -> None:
+    assert task_role_statements(ghcn_job) == [raw_bucket_read(ghcn_job), *NOAA_READ]
+
+
+def test_a_job_of_noaa_only_may_read_noaa_and_not_the_raw_bucket(noaa_only_job: Template) -> None:
+    assert task_role_statements(noaa_only_job) == NOAA_READ
+
+
+def test_ghcn_sources_follow_the_raw_bucket_on_the_command_line(ghcn_job: Template) -> None:
+    (raw,) = bucket_command(ghcn_job)[3:]
+    assert container(ghcn_job)["Command"] == [
+        "python",
+        "-m",
+        "wxhub.ingestion",
+        raw,
+        BY_STATION,
+        STATION_LIST,
     ]
+
+
+def test_a_job_of_noaa_only_names_noaas_object_alone(noaa_only_job: Template) -> None:
+    assert container(noaa_only_job)["Command"] == ["python", "-m", "wxhub.ingestion", THIS_YEAR]
+
+
+def test_each_shard_reads_every_source(ghcn_job: Template) -> None:
+    bucket = only_logical_id(ghcn_job, "AWS::S3::Bucket", "JobRawBucket")
+    targets = schedule(ghcn_job)["Targets"]
+    assert len(targets) == 2
+    commands = [override["command"] for t in targets for override in container_overrides(t)]
+    assert commands == [
+        [
+            "python",
+            "-m",
+            "wxhub.ingestion",
+            "--shard",
+            f"{shard}/2",
+            f"s3://<{bucket}>/",
+            BY_STATION,
+            STATION_LIST,
+        ]
+        for shard in (1, 2)
+    ]
+
+
+def test_the_selection_reaches_the_task_as_the_variables_wxhub_run_reads(
+    ghcn_job: Template,
+) -> None:
+    environment = {e["Name"]: e["Value"] for e in container(ghcn_job)["Environment"]}
+    assert environment == {
+        "WXHUB_LOG_FORMAT": "json",
+        "WXHUB_METRICS": "emf",
+        "WXHUB_METRICS_NAMESPACE": "wxhub/dev",
+        "WXHUB_STATIONS": "USC0011*,USW00094846",
+        "WXHUB_COUNTRY": "US",
+        "WXHUB_STATE": "IL,IN",
+        "WXHUB_BBOX": "-91.6,36.9,-84.7,42.6",
+    }
+
+
+def test_a_box_of_whole_degrees_is_written_as_numbers_wxhub_reads() -> None:
+    assert selection_environment(dev(job_bbox=(-92, 36, -84, 43))) == {
+        "WXHUB_BBOX": "-92.0,36.0,-84.0,43.0"
+    }
 
 
 def test_nothing_may_connect_to_the_job(job: Template) -> None:

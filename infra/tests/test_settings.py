@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 
 from wxhub_infra.settings import (
@@ -106,6 +109,175 @@ def test_a_certificate_arn_that_is_not_acm_is_rejected() -> None:
 def test_an_instance_class_without_the_db_prefix_is_rejected() -> None:
     with pytest.raises(SettingsError, match=r"like db\.t3\.micro"):
         EnvironmentSettings(name="x", db_instance_class="t3.micro")
+
+
+def test_both_environments_read_the_raw_bucket_alone_and_every_station() -> None:
+    for settings in ENVIRONMENTS.values():
+        assert settings.job_reads_raw_bucket
+        assert settings.ghcn_sources == ()
+        assert not settings.reads_ghcn_bucket
+        assert (settings.job_stations, settings.job_country, settings.job_state) == ((), (), ())
+        assert settings.job_bbox is None
+
+
+def test_a_ghcn_prefix_or_object_is_a_source_in_noaas_bucket() -> None:
+    settings = EnvironmentSettings(
+        name="x",
+        ghcn_sources=(
+            "s3://noaa-ghcn-pds/csv.gz/by_station/",
+            "s3://noaa-ghcn-pds/csv.gz/by_year/2026.csv.gz",
+            "s3://noaa-ghcn-pds/ghcnd-stations.txt",
+        ),
+    )
+    assert settings.reads_ghcn_bucket
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("noaa-ghcn-pds/csv.gz/by_station/", "is not an s3:// URI"),
+        ("https://noaa-ghcn-pds.s3.amazonaws.com/csv.gz/", "is not an s3:// URI"),
+        ("s3://my-mirror/csv.gz/by_station/", "is not in NOAA's bucket 'noaa-ghcn-pds'"),
+        ("s3://noaa-ghcn-pds-mirror/csv.gz/", "is not in NOAA's bucket 'noaa-ghcn-pds'"),
+        ("s3://noaa-ghcn-pds/", "is the whole bucket"),
+        ("s3://noaa-ghcn-pds", "is the whole bucket"),
+        ("s3://noaa-ghcn-pds/csv.gz/by_station/ s3://noaa-ghcn-pds/x", "contains white space"),
+    ],
+)
+def test_a_ghcn_source_outside_noaas_bucket_or_not_s3_is_rejected(
+    source: str, message: str
+) -> None:
+    with pytest.raises(SettingsError, match=re.escape(f"ghcn_sources: {source!r} {message}")):
+        EnvironmentSettings(name="x", ghcn_sources=(source,))
+
+
+def test_a_list_setting_given_as_one_string_is_rejected() -> None:
+    with pytest.raises(SettingsError, match=r"job_state is 'IL'; give a tuple, e\.g\. \('IL',\)"):
+        EnvironmentSettings(name="x", job_state="IL")  # type: ignore[arg-type]
+
+
+def test_a_job_that_would_read_nothing_is_rejected() -> None:
+    with pytest.raises(SettingsError, match="the job would read nothing"):
+        EnvironmentSettings(name="x", job_reads_raw_bucket=False)
+
+
+@pytest.mark.parametrize(
+    ("field", "items", "shown"),
+    [
+        ("job_state", ("IL", "il"), "'il'"),
+        ("job_state", ("ILL",), "'ILL'"),
+        ("job_country", ("USA",), "'USA'"),
+        ("job_country", ("U1",), "'U1'"),
+        ("job_stations", ("USC00110072", "USC 1"), "'USC 1'"),
+        ("job_stations", ("X" * 21,), repr("X" * 21)),
+    ],
+)
+def test_a_selection_wxhub_run_would_refuse_is_rejected(
+    field: str, items: tuple[str, ...], shown: str
+) -> None:
+    changes: dict[str, Any] = {field: items}
+    with pytest.raises(SettingsError, match=re.escape(f"{field}: {shown}; allowed:")):
+        EnvironmentSettings(name="x", **changes)
+
+
+def test_states_countries_and_station_globs_wxhub_run_accepts_are_kept() -> None:
+    settings = EnvironmentSettings(
+        name="x",
+        job_state=("IL", "IN"),
+        job_country=("US", "CA"),
+        job_stations=("USC0011*", "USW00094846", "CA00[1-6]?"),
+    )
+    assert settings.job_state == ("IL", "IN")
+
+
+@pytest.mark.parametrize(
+    "bbox",
+    [
+        (-181.0, 36.9, -87.0, 42.6),
+        (-91.6, 36.9, 180.5, 42.6),
+        (-91.6, -90.1, -87.0, 42.6),
+        (-91.6, 36.9, -87.0, 91.0),
+        (-87.0, 36.9, -91.6, 42.6),  # minimum longitude east of the maximum
+        (-91.6, 42.6, -87.0, 36.9),  # minimum latitude north of the maximum
+    ],
+)
+def test_a_box_outside_the_globe_or_upside_down_is_rejected(
+    bbox: tuple[float, float, float, float],
+) -> None:
+    with pytest.raises(SettingsError, match=r"longitudes must be within -180\.\.180"):
+        EnvironmentSettings(name="x", job_bbox=bbox)
+
+
+@pytest.mark.parametrize(
+    "bbox",
+    [(-91.6, 36.9, -87.0), (-91.6, 36.9, -87.0, 42.6, 0.0), (float("nan"), 36.9, -87.0, 42.6)],
+)
+def test_a_box_that_is_not_four_numbers_is_rejected(bbox: tuple[float, ...]) -> None:
+    with pytest.raises(SettingsError, match="is not four numbers MIN_LON,MIN_LAT,MAX_LON,MAX_LAT"):
+        EnvironmentSettings(name="x", job_bbox=bbox)  # type: ignore[arg-type]
+
+
+def test_a_box_on_the_edges_of_the_globe_is_accepted() -> None:
+    bbox = (-180.0, -90.0, 180.0, 90.0)
+    assert EnvironmentSettings(name="x", job_bbox=bbox).job_bbox == bbox
+
+
+def test_context_sets_what_the_job_reads() -> None:
+    settings = settings_from_context(
+        {
+            "env": "dev",
+            "ghcnSources": "s3://noaa-ghcn-pds/csv.gz/by_station/, "
+            "s3://noaa-ghcn-pds/ghcnd-stations.txt",
+            "jobStations": "USC0011*,USW00094846",
+            "jobCountry": "US",
+            "jobState": "IL,IN",
+            "jobBbox": "-91.6,36.9,-87,42.6",
+            "jobReadsRawBucket": "false",
+        }
+    )
+    assert settings.ghcn_sources == (
+        "s3://noaa-ghcn-pds/csv.gz/by_station/",
+        "s3://noaa-ghcn-pds/ghcnd-stations.txt",
+    )
+    assert settings.job_stations == ("USC0011*", "USW00094846")
+    assert settings.job_country == ("US",)
+    assert settings.job_state == ("IL", "IN")
+    assert settings.job_bbox == (-91.6, 36.9, -87.0, 42.6)
+    assert settings.job_reads_raw_bucket is False
+
+
+def test_context_from_cdk_json_may_give_lists_numbers_and_booleans() -> None:
+    settings = settings_from_context(
+        {
+            "env": "dev",
+            "ghcnSources": ["s3://noaa-ghcn-pds/csv.gz/by_year/2026.csv.gz"],
+            "jobState": ["IL"],
+            "jobBbox": [-91.6, 36.9, -87, 42.6],
+            "jobReadsRawBucket": True,
+        }
+    )
+    assert settings.ghcn_sources == ("s3://noaa-ghcn-pds/csv.gz/by_year/2026.csv.gz",)
+    assert settings.job_state == ("IL",)
+    assert settings.job_bbox == (-91.6, 36.9, -87.0, 42.6)
+    assert settings.job_reads_raw_bucket is True
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"jobBbox": "-91.6,36.9,east,42.6"}, "jobBbox '-91.6,36.9,east,42.6' is not four numbers"),
+        ({"jobBbox": "-91.6,36.9,-87"}, r"job_bbox \(-91.6, 36.9, -87.0\) is not four numbers"),
+        ({"jobBbox": "-87,36.9,-91.6,42.6"}, "each minimum at most its maximum"),
+        ({"jobReadsRawBucket": "no"}, "jobReadsRawBucket 'no' is not true or false"),
+        ({"jobState": "IL,Indiana"}, "job_state: 'Indiana'; allowed"),
+        ({"ghcnSources": "s3://my-bucket/x/"}, "not in NOAA's bucket"),
+    ],
+)
+def test_bad_job_context_is_rejected_with_what_is_allowed(
+    context: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        settings_from_context({"env": "dev", **context})
 
 
 def test_names_derive_from_the_environment() -> None:

@@ -355,3 +355,42 @@ def test_the_job_schedule_and_shards_come_from_context() -> None:
     ]
     assert schedule["ScheduleExpression"] == "rate(1 hour)"
     assert len(schedule["Targets"]) == 2
+
+
+def test_no_statement_names_noaas_bucket_unless_a_ghcn_source_does(either: Template) -> None:
+    statements = counted_statements(either)
+    assert "noaa-ghcn-pds" not in json.dumps(statements)
+
+
+def test_a_ghcn_region_from_context_reaches_the_job_with_its_read_grant_only() -> None:
+    _, main = synth(
+        "prod",
+        imageTag="x",
+        certificateArn=CERTIFICATE_ARN,
+        ghcnSources="s3://noaa-ghcn-pds/csv.gz/by_station/,s3://noaa-ghcn-pds/ghcnd-stations.txt",
+        jobState="IL",
+    )
+    template = Template.from_stack(main)
+    statements = list(policy_statements(template))
+    assert len(statements) == IAM_STATEMENTS + 2, [s["Action"] for s in statements]
+    noaa = [s for s in statements if "noaa-ghcn-pds" in json.dumps(s)]
+    assert noaa == [
+        {"Action": "s3:ListBucket", "Effect": "Allow", "Resource": "arn:aws:s3:::noaa-ghcn-pds"},
+        {"Action": "s3:GetObject", "Effect": "Allow", "Resource": "arn:aws:s3:::noaa-ghcn-pds/*"},
+    ]
+    task_role = only_logical_id(template, "AWS::IAM::Role", "IngestionJobTaskDefinitionTaskRole")
+    (holder,) = [
+        policy
+        for policy in resources(template, "AWS::IAM::Policy").values()
+        if noaa[0] in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert holder["Properties"]["Roles"] == [{"Ref": task_role}]
+    job = resources(template, "AWS::ECS::TaskDefinition")[
+        only_logical_id(template, "AWS::ECS::TaskDefinition", "IngestionJobTaskDefinition")
+    ]
+    (definition,) = job["Properties"]["ContainerDefinitions"]
+    assert definition["Command"][-2:] == [
+        "s3://noaa-ghcn-pds/csv.gz/by_station/",
+        "s3://noaa-ghcn-pds/ghcnd-stations.txt",
+    ]
+    assert {"Name": "WXHUB_STATE", "Value": "IL"} in definition["Environment"]

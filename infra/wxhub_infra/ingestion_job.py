@@ -4,33 +4,78 @@ Each run is ``python -m wxhub.ingestion s3://<raw bucket>/`` (= ``wxhub run``): 
 schema first, ingests the files the ledger has not seen, then aggregates. With ``job_shards`` N
 above one, the schedule starts N tasks at once, the K-th with ``--shard K/N``, each loading a
 stable share of the stations.
+
+The settings may add prefixes of NOAA's public GHCN-Daily bucket to the command line
+(``ghcn_sources``), drop the raw bucket from it (``job_reads_raw_bucket``), and choose the
+stations kept (``job_stations``, ``job_country``, ``job_state``, ``job_bbox``, passed as
+WXHUB_STATIONS, WXHUB_COUNTRY, WXHUB_STATE, WXHUB_BBOX). The task role reads exactly the
+buckets named on the command line.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from wxhub_infra.containers import add_writable_tmp, app_environment, database_secrets
-from wxhub_infra.settings import EnvironmentSettings
+from wxhub_infra.settings import GHCN_BUCKET, EnvironmentSettings
 
 CONTAINER_NAME = "job"
 HTTPS_PORT = 443
+# The bucket exists in the aws partition only (us-east-1), whatever partition the stack is in.
+GHCN_BUCKET_ARN = f"arn:aws:s3:::{GHCN_BUCKET}"
 
 
-def job_command(bucket_name: str, shard: int | None = None, shards: int = 1) -> list[str]:
-    """The container command of one run, or of shard ``shard`` (1-based) of ``shards``."""
+def job_sources(settings: EnvironmentSettings, raw_bucket_name: str) -> list[str]:
+    """The SOURCE arguments of every run: the raw bucket (unless turned off), then NOAA's."""
+    raw = [f"s3://{raw_bucket_name}/"] if settings.job_reads_raw_bucket else []
+    return [*raw, *settings.ghcn_sources]
+
+
+def job_command(sources: Sequence[str], shard: int | None = None, shards: int = 1) -> list[str]:
+    """The container command of one run, or of shard ``shard`` (1-based) of ``shards``.
+
+    The sources are arguments, not WXHUB_SOURCES: click ignores that variable once a command
+    line names any source, and the shards' commands must name theirs.
+    """
     command = ["python", "-m", "wxhub.ingestion"]
     if shard is not None:
         command += ["--shard", f"{shard}/{shards}"]
-    return [*command, f"s3://{bucket_name}/"]
+    return [*command, *sources]
+
+
+def selection_environment(settings: EnvironmentSettings) -> dict[str, str]:
+    """The stations a run keeps, as the variables `wxhub run` reads; only those that are set."""
+    variables = {
+        "WXHUB_STATIONS": ",".join(settings.job_stations),
+        "WXHUB_COUNTRY": ",".join(settings.job_country),
+        "WXHUB_STATE": ",".join(settings.job_state),
+        # repr: a float's shortest exact form (-91.6, not -91.6000000000000014)
+        "WXHUB_BBOX": ",".join(repr(float(v)) for v in settings.job_bbox or ()),
+    }
+    return {name: value for name, value in variables.items() if value}
+
+
+def ghcn_read_statements() -> list[iam.PolicyStatement]:
+    """Read-only access to NOAA's GHCN-Daily bucket: list it, get its objects, nothing else.
+
+    The bucket's own policy lets anyone read; a signed request from the task role also needs
+    this role's policy to allow it, as for any bucket of another account.
+    """
+    return [
+        iam.PolicyStatement(actions=["s3:ListBucket"], resources=[GHCN_BUCKET_ARN]),
+        iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{GHCN_BUCKET_ARN}/*"]),
+    ]
 
 
 class IngestionJob(Construct):
@@ -73,6 +118,7 @@ class IngestionJob(Construct):
                 ),
             ],
         )
+        self.sources = job_sources(settings, self.raw_bucket.bucket_name)
         # Nothing connects to the job. Outbound as for the API: HTTPS to AWS APIs (S3, ECR,
         # Logs, Secrets Manager), MySQL to the database (added by Database.allow_from).
         self.security_group = ec2.SecurityGroup(
@@ -97,8 +143,8 @@ class IngestionJob(Construct):
             CONTAINER_NAME,
             container_name=CONTAINER_NAME,
             image=image,
-            command=job_command(self.raw_bucket.bucket_name),
-            environment=app_environment(settings),
+            command=job_command(self.sources),
+            environment={**app_environment(settings), **selection_environment(settings)},
             secrets=database_secrets(db_secret),
             logging=ecs.LogDrivers.aws_logs(stream_prefix="job", log_group=log_group),
             readonly_root_filesystem=True,
@@ -107,7 +153,11 @@ class IngestionJob(Construct):
             ),
         )
         add_writable_tmp(self.task_definition, self.container)
-        self.raw_bucket.grant_read(self.task_definition.task_role)
+        if settings.job_reads_raw_bucket:
+            self.raw_bucket.grant_read(self.task_definition.task_role)
+        if settings.reads_ghcn_bucket:
+            for statement in ghcn_read_statements():
+                self.task_definition.add_to_task_role_policy(statement)
 
         self.schedule = events.Rule(
             self,
@@ -134,7 +184,7 @@ class IngestionJob(Construct):
                 [
                     events_targets.ContainerOverride(
                         container_name=CONTAINER_NAME,
-                        command=job_command(self.raw_bucket.bucket_name, shard, shards),
+                        command=job_command(self.sources, shard, shards),
                     )
                 ]
                 for shard in range(1, shards + 1)

@@ -10,8 +10,9 @@ tag, where alarms go); they come from CDK context (``-c name=value``) and are me
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +38,21 @@ LOG_RETENTION_NAMES = {
     1827: "FIVE_YEARS",
 }
 
+# NOAA's GHCN-Daily on the AWS Open Data registry: public, in us-east-1, owned by another
+# account. The job's task role may read it only when a ghcn_sources entry names it.
+GHCN_BUCKET = "noaa-ghcn-pds"
+GHCN_EXAMPLE_SOURCE = f"s3://{GHCN_BUCKET}/csv.gz/by_station/"
+
 _SCHEDULE = re.compile(r"^(cron|rate)\(.+\)$")
 _CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[\w-]+$")
+# What `wxhub run` accepts in WXHUB_STATIONS, WXHUB_COUNTRY and WXHUB_STATE (see wxhub.cli):
+# checked here too, so a bad value fails the synthesis rather than the first night's run.
+_STATION_PATTERN = re.compile(r"[A-Za-z0-9_*?\[\]!-]{1,20}")
+_TWO_CAPITALS = re.compile(r"[A-Z]{2}")
+_STATIONS_ALLOWED = (
+    "station ids or globs of 1 to 20 letters, digits and _-*?[]! (USC0011*,USW00094846)"
+)
+BBOX_FORMAT = "MIN_LON,MIN_LAT,MAX_LON,MAX_LAT"
 
 
 class SettingsError(ValueError):
@@ -76,6 +90,20 @@ class EnvironmentSettings:
     job_memory_mib: int = 1024
     job_schedule: str = "cron(0 1 * * ? *)"
     job_shards: int = 1
+    # --- what the job reads (its SOURCE arguments and its station selection) ---
+    # The stack's raw bucket, s3://<raw bucket>/: what the job has always read.
+    job_reads_raw_bucket: bool = True
+    # Prefixes or objects of NOAA's GHCN-Daily bucket read after the raw bucket, e.g.
+    # s3://noaa-ghcn-pds/csv.gz/by_station/ and s3://noaa-ghcn-pds/ghcnd-stations.txt.
+    ghcn_sources: tuple[str, ...] = ()
+    # The stations each run keeps (WXHUB_STATIONS, WXHUB_COUNTRY, WXHUB_STATE, WXHUB_BBOX),
+    # from every source of the run, the raw bucket's files included; empty: every station.
+    # State and box are looked up in NOAA's ghcnd-stations.txt, which must be loaded.
+    job_stations: tuple[str, ...] = ()
+    job_country: tuple[str, ...] = ()
+    job_state: tuple[str, ...] = ()
+    # (min_lon, min_lat, max_lon, max_lat) in decimal degrees
+    job_bbox: tuple[float, float, float, float] | None = None
     # --- network ---
     nat_gateways: int = 1
     vpc_endpoints: bool = False
@@ -116,6 +144,61 @@ class EnvironmentSettings:
                 f"certificateArn {self.certificate_arn!r} is not an ACM certificate ARN "
                 "(arn:aws:acm:<region>:<account>:certificate/<id>)"
             )
+        self._check_job_sources()
+        self._check_job_selection()
+
+    def _check_job_sources(self) -> None:
+        """The job reads something, and only what its task role will be allowed to read."""
+        _check_is_tuple("ghcn_sources", self.ghcn_sources)
+        if not self.job_reads_raw_bucket and not self.ghcn_sources:
+            raise SettingsError(
+                "the job would read nothing: job_reads_raw_bucket is off and ghcn_sources is "
+                f"empty (name at least one source, e.g. {GHCN_EXAMPLE_SOURCE})"
+            )
+        for source in self.ghcn_sources:
+            if not isinstance(source, str) or not source.startswith("s3://"):
+                raise SettingsError(
+                    f"ghcn_sources: {source!r} is not an s3:// URI (e.g. {GHCN_EXAMPLE_SOURCE})"
+                )
+            if any(character.isspace() for character in source):
+                raise SettingsError(f"ghcn_sources: {source!r} contains white space")
+            bucket, _, key = source.removeprefix("s3://").partition("/")
+            if bucket != GHCN_BUCKET:
+                raise SettingsError(
+                    f"ghcn_sources: {source!r} is not in NOAA's bucket {GHCN_BUCKET!r}, and the "
+                    "job's task role may read only that bucket and the raw bucket "
+                    f"(e.g. {GHCN_EXAMPLE_SOURCE})"
+                )
+            if not key:
+                raise SettingsError(
+                    f"ghcn_sources: {source!r} is the whole bucket, every format of GHCN-Daily "
+                    f"at once; name a prefix or an object (e.g. {GHCN_EXAMPLE_SOURCE})"
+                )
+
+    def _check_job_selection(self) -> None:
+        """The selection as `wxhub run` would accept it from its environment variables."""
+        lists = (
+            ("job_stations", self.job_stations, _STATION_PATTERN, _STATIONS_ALLOWED),
+            ("job_country", self.job_country, _TWO_CAPITALS, "two capital letters each (US,CA)"),
+            ("job_state", self.job_state, _TWO_CAPITALS, "two capital letters each (IL,IN)"),
+        )
+        for name, items, pattern, allowed in lists:
+            _check_is_tuple(name, items)
+            bad = [
+                item for item in items if not isinstance(item, str) or not pattern.fullmatch(item)
+            ]
+            if bad:
+                raise SettingsError(f"{name}: {', '.join(map(repr, bad))}; allowed: {allowed}")
+        if self.job_bbox is not None:
+            _check_bbox(self.job_bbox)
+
+    @property
+    def reads_ghcn_bucket(self) -> bool:
+        """Whether any source of the job is in NOAA's GHCN-Daily bucket."""
+        return any(
+            source.removeprefix("s3://").partition("/")[0] == GHCN_BUCKET
+            for source in self.ghcn_sources
+        )
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -148,6 +231,26 @@ class EnvironmentSettings:
         return f"wxhub-{self.name}-job"
 
 
+def _check_is_tuple(name: str, value: object) -> None:
+    """A list setting given as one string would be read letter by letter."""
+    if not isinstance(value, tuple):
+        raise SettingsError(f"{name} is {value!r}; give a tuple, e.g. ({value!r},) for one item")
+
+
+def _check_bbox(bbox: tuple[float, ...]) -> None:
+    """Four finite numbers, each minimum at most its maximum, within the globe."""
+    numbers = [v for v in bbox if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(bbox) != 4 or len(numbers) != 4 or not all(math.isfinite(v) for v in numbers):
+        raise SettingsError(f"job_bbox {bbox!r} is not four numbers {BBOX_FORMAT}")
+    min_lon, min_lat, max_lon, max_lat = numbers
+    if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
+        raise SettingsError(
+            f"job_bbox {bbox!r}: longitudes must be within -180..180 and latitudes within "
+            "-90..90, each minimum at most its maximum "
+            "(e.g. (-91.6, 36.9, -87.0, 42.6) for Illinois)"
+        )
+
+
 ENVIRONMENTS: dict[str, EnvironmentSettings] = {
     "dev": EnvironmentSettings(name="dev"),
     "prod": EnvironmentSettings(
@@ -178,6 +281,12 @@ CONTEXT_FIELDS = {
     "imageTag": "image_tag",
     "schedule": "job_schedule",
     "jobShards": "job_shards",
+    "jobReadsRawBucket": "job_reads_raw_bucket",
+    "ghcnSources": "ghcn_sources",
+    "jobStations": "job_stations",
+    "jobCountry": "job_country",
+    "jobState": "job_state",
+    "jobBbox": "job_bbox",
 }
 
 
@@ -194,7 +303,8 @@ def settings_from_context(context: Mapping[str, Any]) -> EnvironmentSettings:
     """The environment named by ``context["env"]`` with the per-deployment context merged in.
 
     ``context`` is what ``node.try_get_context`` sees; values given on the command line arrive
-    as strings, so ``jobShards`` is converted here.
+    as strings (lists comma-separated), values from cdk.json may be JSON numbers, booleans or
+    lists; both are converted here.
     """
     base = settings_for(context.get("env"))
     overrides: dict[str, Any] = {}
@@ -202,10 +312,49 @@ def settings_from_context(context: Mapping[str, Any]) -> EnvironmentSettings:
         value = context.get(key)
         if value is None or value == "":
             continue
-        if field == "job_shards":
-            try:
-                value = int(value)
-            except ValueError:
-                raise SettingsError(f"jobShards {value!r} is not a whole number") from None
-        overrides[field] = value
+        convert = _CONTEXT_CONVERSIONS.get(key)
+        overrides[field] = value if convert is None else convert(key, value)
     return dataclasses.replace(base, **overrides)
+
+
+def _whole_number(key: str, value: Any) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise SettingsError(f"{key} {value!r} is not a whole number") from None
+
+
+def _flag(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false"):
+        raise SettingsError(f"{key} {value!r} is not true or false")
+    return text == "true"
+
+
+def _list(key: str, value: Any) -> tuple[str, ...]:
+    """A comma-separated string (``IL,IN``) or a JSON list, without empty items."""
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    return tuple(text for item in items if (text := str(item).strip()))
+
+
+def _bbox(key: str, value: Any) -> tuple[float, ...]:
+    """``MIN_LON,MIN_LAT,MAX_LON,MAX_LAT`` or a JSON list of four numbers; the range is
+    checked with the other settings."""
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    try:
+        return tuple(float(item) for item in items)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{key} {value!r} is not four numbers {BBOX_FORMAT}") from None
+
+
+_CONTEXT_CONVERSIONS: dict[str, Callable[[str, Any], Any]] = {
+    "jobShards": _whole_number,
+    "jobReadsRawBucket": _flag,
+    "ghcnSources": _list,
+    "jobStations": _list,
+    "jobCountry": _list,
+    "jobState": _list,
+    "jobBbox": _bbox,
+}

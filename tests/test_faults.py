@@ -261,7 +261,10 @@ def test_a_killed_run_leaves_no_lock_behind(engine: Engine, tmp_path: Path):
     while files_loaded(engine.url) < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
-    process.wait()
+
+    # Killed mid-run, holding the lock: a run that had ended would have released it itself.
+    assert process.wait() == -signal.SIGKILL, "the run ended before it was killed"
+    assert 1 <= files_loaded(engine.url) < 20
 
     # The server frees a dead client's lock as soon as it sees the connection closed.
     deadline = time.monotonic() + LOCK_RELEASE_S

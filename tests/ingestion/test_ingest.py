@@ -364,13 +364,14 @@ def test_a_run_killed_at_any_point_then_rerun_equals_one_clean_run(engine: Engin
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and process.poll() is None:
-            with engine.connect() as conn:
-                loaded = conn.execute(select(func.count()).select_from(ingested_files)).scalar()
-            if loaded is not None and loaded >= files_before_kill:
+            if files_in_ledger(engine) >= files_before_kill:
                 break
             time.sleep(0.01)
         process.send_signal(signal.SIGKILL)
-        process.wait()
+
+        # Killed mid-run, not found finished: or this would compare two clean runs.
+        assert process.wait() == -signal.SIGKILL, f"the run ended before {files_before_kill} files"
+        assert files_before_kill <= files_in_ledger(engine) < 30
 
     assert (
         subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=False).returncode
@@ -379,6 +380,12 @@ def test_a_run_killed_at_any_point_then_rerun_equals_one_clean_run(engine: Engin
     killed_and_rerun = snapshot(engine)
 
     clean = make_engine(URL.create("sqlite", database=str(tmp_path / "clean.db")))
-    run_job(clean, "run", sources=resolve_sources([str(folder)]))
+    assert run_job(clean, "run", sources=resolve_sources([str(folder)])) == EXIT_OK
     assert killed_and_rerun == snapshot(clean)
     assert len(killed_and_rerun["ledger"]) == 30
+    clean.dispose()
+
+
+def files_in_ledger(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(ingested_files)).scalar_one())

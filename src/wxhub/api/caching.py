@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from flask import Response, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 
 from wxhub.api.db import current_data_version
 
@@ -127,24 +128,31 @@ def response_cache() -> ResponseCache:
 class VersionedCache:
     """A small LRU of values computed from the data, dropped whenever the data version moves.
 
+    Declared once per route module but kept per application: each app has its own
+    database, and two databases can stand at the same data version with different data
+    (a process that builds several apps, as the tests do, must not mix their counts).
     Thread-safe for the threaded development server; gunicorn's sync workers have one
     thread and one cache each.
     """
 
     def __init__(self, max_entries: int = 256) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[Hashable, object] = OrderedDict()
+        self._per_app: weakref.WeakKeyDictionary[Flask, OrderedDict[Hashable, object]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
         versioned = (current_data_version(), key)
         with self._lock:
-            if versioned in self._entries:
-                self._entries.move_to_end(versioned)
-                return self._entries[versioned]  # type: ignore[return-value]
+            entries = self._per_app.setdefault(app, OrderedDict())
+            if versioned in entries:
+                entries.move_to_end(versioned)
+                return entries[versioned]  # type: ignore[return-value]
         value = compute()
         with self._lock:
-            self._entries[versioned] = value
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            entries[versioned] = value
+            while len(entries) > self.max_entries:
+                entries.popitem(last=False)
         return value

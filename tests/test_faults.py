@@ -248,7 +248,7 @@ def test_two_runs_started_at_once_load_every_file_exactly_once(engine: Engine, t
     assert sum(s["files_loaded"] for s in summaries) == 6  # one did the work
     assert len(summaries) + len(busy) == 2  # the other found it busy, or found nothing to do
     clean = make_engine(URL.create("sqlite", database=str(tmp_path / "clean.db")))
-    run_job(clean, "run", sources=resolve_sources([str(folder)]))
+    assert run_job(clean, "run", sources=resolve_sources([str(folder)])) == EXIT_OK
     assert snapshot(engine)["observations"] == snapshot(clean)["observations"]
 
 

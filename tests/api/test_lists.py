@@ -295,10 +295,10 @@ def test_the_etag_changes_only_when_a_run_writes_something(client, engine: Engin
     before = client.get(url).headers["ETag"]
     folder = tmp_path / "in"
 
-    run_job(engine, "run", sources=resolve_sources([str(folder)]))  # nothing new
+    assert run_job(engine, "run", sources=resolve_sources([str(folder)])) == EXIT_OK  # nothing new
     unchanged = client.get(url).headers["ETag"]
     write_station(tmp_path / "fix", STATIONS[2], [noaa_line("19990615", 301, 150, 1234)])
-    run_job(engine, "run", sources=resolve_sources([str(tmp_path / "fix")]))
+    assert run_job(engine, "run", sources=resolve_sources([str(tmp_path / "fix")])) == EXIT_OK
     after = client.get(url, headers={"If-None-Match": before})
 
     assert unchanged == before

@@ -250,7 +250,7 @@ def test_two_runs_started_at_once_load_every_file_exactly_once(engine: Engine, t
     assert sum(s["files_loaded"] for s in summaries) == 6  # one did the work
     assert len(summaries) + len(busy) == 2  # the other found it busy, or found nothing to do
     clean = make_engine(URL.create("sqlite", database=str(tmp_path / "clean.db")))
-    run_job(clean, "run", sources=resolve_sources([str(folder)]))
+    assert run_job(clean, "run", sources=resolve_sources([str(folder)])) == EXIT_OK
     assert snapshot(engine)["observations"] == snapshot(clean)["observations"]
 
 
@@ -263,7 +263,10 @@ def test_a_killed_run_leaves_no_lock_behind(engine: Engine, tmp_path: Path):
     while files_loaded(engine.url) < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
-    process.wait()
+
+    # Killed mid-run, holding the lock: a run that had ended would have released it itself.
+    assert process.wait() == -signal.SIGKILL, "the run ended before it was killed"
+    assert 1 <= files_loaded(engine.url) < 20
 
     # The server frees a dead client's lock as soon as it sees the connection closed.
     deadline = time.monotonic() + LOCK_RELEASE_S

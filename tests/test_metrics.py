@@ -168,6 +168,7 @@ def test_aggregate_alone_reports_only_its_duration(
         "aggregate", env={"DATABASE_URL": f"sqlite:///{tmp_path}/x.db", **EMF_ON}
     )
 
+    assert result.exit_code == 0, result.output
     (summary,) = emf_lines(json_lines(result.stdout))
     assert set(assert_valid_emf(summary)) == {"RunDurationSeconds"}
 

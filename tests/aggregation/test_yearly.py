@@ -490,7 +490,7 @@ def test_full_recomputation_also_drops_rows_of_queued_station_years_without_obse
     with engine.begin() as conn:
         conn.execute(insert(pending).values(station_id="GONE", year=2000))
 
-    run_aggregation(engine, full=True)
+    assert run_aggregation(engine, full=True) == 2  # KEEP 2000, and GONE 2000 (to no row)
 
     assert set(_stats(engine)) == {("KEEP", 2000)}
     assert _pending(engine) == set()
@@ -666,7 +666,7 @@ def test_observation_days_count_every_stored_day_even_one_with_every_value_missi
         precipitation=[0, None, 0],
     )
 
-    run_aggregation(engine)
+    assert run_aggregation(engine) == 1
 
     with engine.connect() as conn:
         row = conn.execute(

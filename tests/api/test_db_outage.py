@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL
 from tests.conftest import noaa_line, write_station
 from tests.tcp_proxy import TcpProxy, proxy_to
 from wxhub.api.app import API_DB_CONNECT_TIMEOUT_S, API_DB_READ_TIMEOUT_S, create_app
-from wxhub.api.errors import PROBLEM_JSON
+from wxhub.api.errors import PROBLEM_JSON, RETRY_AFTER_S
 from wxhub.config import load_settings
 from wxhub.db.engine import make_engine
 from wxhub.ingestion.sources import resolve_sources
@@ -55,7 +55,7 @@ def assert_unavailable(client: FlaskClient, path: str, bound_s: float) -> None:
 
     assert response.status_code == 503, response.get_data(as_text=True)
     assert response.mimetype == PROBLEM_JSON
-    assert int(response.headers["Retry-After"]) > 0
+    assert response.headers["Retry-After"] == str(RETRY_AFTER_S)
     assert elapsed < bound_s
 
 

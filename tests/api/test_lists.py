@@ -5,13 +5,16 @@ from __future__ import annotations
 import base64
 import csv
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, select
+from sqlalchemy.engine import URL
 from werkzeug.test import TestResponse
 
 from tests.api.conftest import STATIONS
@@ -19,8 +22,11 @@ from tests.conftest import noaa_line, write_station
 from wxhub.api.app import create_app
 from wxhub.api.caching import ResponseCache, StoredResponse
 from wxhub.config import load_settings
+from wxhub.db import migrate
+from wxhub.db.engine import make_engine
+from wxhub.db.schema import data_version
 from wxhub.ingestion.sources import resolve_sources
-from wxhub.job import run_job
+from wxhub.job import EXIT_OK, run_job
 
 
 def get(client: FlaskClient, url: str, status: int = 200) -> dict[str, Any]:
@@ -294,10 +300,10 @@ def test_the_etag_changes_only_when_a_run_writes_something(client, engine: Engin
     before = client.get(url).headers["ETag"]
     folder = tmp_path / "in"
 
-    run_job(engine, "run", sources=resolve_sources([str(folder)]))  # nothing new
+    assert run_job(engine, "run", sources=resolve_sources([str(folder)])) == EXIT_OK  # nothing new
     unchanged = client.get(url).headers["ETag"]
     write_station(tmp_path / "fix", STATIONS[2], [noaa_line("19990615", 301, 150, 1234)])
-    run_job(engine, "run", sources=resolve_sources([str(tmp_path / "fix")]))
+    assert run_job(engine, "run", sources=resolve_sources([str(tmp_path / "fix")])) == EXIT_OK
     after = client.get(url, headers={"If-None-Match": before})
 
     assert unchanged == before
@@ -347,47 +353,74 @@ def test_an_unknown_format_is_a_400(client):
     assert get(client, "/api/weather?format=xml", 400)["parameter"] == "format"
 
 
-def _statements(engine: Engine) -> list[str]:
-    """The queries the app sends from now on (a listener on the engine; SQLite's explicit
-    BEGIN is not a query)."""
+@contextmanager
+def statements_sent(client: FlaskClient) -> Iterator[list[str]]:
+    """Every statement the app sends to its database while the block runs (a listener on
+    the engine the app was built with), whitespace folded."""
     sent: list[str] = []
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def _record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            sent.append(statement)
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(" ".join(statement.split()))
 
-    return sent
+    app_engine = client.application.extensions["wxhub.engine"]
+    event.listen(app_engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(app_engine, "before_cursor_execute", record)
+
+
+def queries(sent: list[str]) -> list[str]:
+    """The statements that read something: all but the explicit BEGIN with which the SQLite
+    engine starts each transaction (src/wxhub/db/engine.py)."""
+    return [statement for statement in sent if statement != "BEGIN"]
+
+
+def version_query(engine: Engine) -> str:
+    """What a request answered from the cache reads: the data version."""
+    return " ".join(str(select(data_version.c.version).compile(dialect=engine.dialect)).split())
+
+
+def answer_cache(client: FlaskClient) -> ResponseCache:
+    return client.application.extensions["wxhub.response_cache"]  # type: ignore[no-any-return]
 
 
 def test_a_repeated_request_is_answered_from_the_workers_cache_after_one_version_read(
     client, engine: Engine
 ):
     url = f"/api/weather?station_id={STATIONS[0]}&page_size=2"
-    first = client.get(url)
-    sent = _statements(engine)
+    with statements_sent(client) as first_sent:
+        first = client.get(url)
+    with statements_sent(client) as again_sent:
+        again = client.get(url, headers={"X-Request-ID": "second"})
 
-    again = client.get(url, headers={"X-Request-ID": "second"})
-
+    # Built: the version, the station-years' counts, the page. Then the version alone.
+    assert len(queries(first_sent)) == 3
+    assert queries(again_sent) == [version_query(engine)]
+    assert len(again_sent) == (2 if engine.dialect.name == "sqlite" else 1)
     assert again.status_code == 200
     assert again.get_data() == first.get_data()
     assert again.headers["Link"] == first.headers["Link"]
     assert again.headers["ETag"] == first.headers["ETag"]
     assert again.headers["X-Request-ID"] == "second"
-    assert len(sent) == 1
-    assert "data_version" in sent[0]
 
 
-def test_the_cache_is_keyed_by_query_and_representation(client):
-    as_json = client.get(f"/api/weather?station_id={STATIONS[1]}")
-    other = client.get(f"/api/weather?station_id={STATIONS[0]}")
-    as_csv = client.get(f"/api/weather?station_id={STATIONS[1]}", headers={"Accept": "text/csv"})
-    as_json_again = client.get(f"/api/weather?station_id={STATIONS[1]}")
+def test_the_cache_is_keyed_by_query_and_representation(client, engine: Engine):
+    one, other = (f"/api/weather?station_id={station}" for station in STATIONS[:2])
 
-    assert other.json["data"][0]["station_id"] == STATIONS[0]
-    assert as_csv.mimetype == "text/csv"
-    assert as_json_again.mimetype == "application/json"
-    assert as_json_again.get_data() == as_json.get_data()
+    sent = []
+    for url, headers in [(one, {}), (other, {}), (one, {"Accept": "text/csv"}), (one, {})]:
+        with statements_sent(client) as statements:
+            response = client.get(url, headers=headers)
+            response.get_data()  # a streamed CSV runs its query as it is read
+        sent.append((response.mimetype, len(queries(statements))))
+
+    assert sent == [
+        ("application/json", 3),  # built: the version, the counts, the page
+        ("application/json", 3),  # another query: built, not the first one's answer
+        ("text/csv", 2),  # the version, then every row, streamed
+        ("application/json", 1),  # the version: kept, apart from the CSV
+    ]
 
 
 def test_a_cache_budget_of_zero_builds_every_answer_afresh(engine: Engine, client):
@@ -399,23 +432,166 @@ def test_a_cache_budget_of_zero_builds_every_answer_afresh(engine: Engine, clien
     )
     uncached = create_app(settings, engine=engine).test_client()
     url = f"/api/weather/stats?station_id={STATIONS[0]}"
-    uncached.get(url)
-    sent = _statements(engine)
+    with statements_sent(uncached) as first_sent:
+        first = uncached.get(url)
+    with statements_sent(uncached) as again_sent:
+        again = uncached.get(url)
 
-    assert uncached.get(url).status_code == 200
-    assert len(sent) > 1
+    assert (first.status_code, again.status_code) == (200, 200)
+    # The version, the total and the page; then the version and the page (a total is
+    # kept per data version even so).
+    assert len(queries(first_sent)) == 3
+    assert len(queries(again_sent)) == 2
+    assert queries(again_sent)[0] == version_query(engine)
+    assert (len(answer_cache(uncached)), answer_cache(uncached).size_bytes) == (0, 0)
 
 
-def test_the_response_cache_keeps_within_its_budget_dropping_the_least_recently_used():
+def test_a_run_that_writes_makes_the_next_request_build_and_keep_the_new_answer(
+    client, engine: Engine, tmp_path: Path
+):
+    url = f"/api/weather/stats?station_id={STATIONS[2]}"
+    old = client.get(url)
+    write_station(tmp_path / "fix", STATIONS[2], [noaa_line("19990615", 301, 150, 1234)])
+    assert run_job(engine, "run", sources=resolve_sources([str(tmp_path / "fix")])) == EXIT_OK
+
+    with statements_sent(client) as new_sent:
+        new = client.get(url)
+    with statements_sent(client) as again_sent:
+        again = client.get(url)
+
+    assert old.json["data"][0]["avg_max_temp_c"] == 30.0
+    assert new.json["data"][0]["avg_max_temp_c"] == 30.1  # not the kept old answer
+    assert len(queries(new_sent)) == 3  # built: the version, the total, the page
+    assert queries(again_sent) == [version_query(engine)]
+    assert again.get_data() == new.get_data()
+    # Both versions' answers are kept (the old one ages out of the LRU), byte for byte.
+    cache = answer_cache(client)
+    assert (len(cache), cache.size_bytes) == (2, len(old.get_data()) + len(new.get_data()))
+
+
+def test_the_answer_cache_counts_the_bytes_of_every_answer_it_keeps(client):
+    urls = [f"/api/weather?station_id={station}" for station in STATIONS]
+    bodies = [client.get(url).get_data() for url in urls]
+    cache = answer_cache(client)
+    kept = (len(cache), cache.size_bytes)
+
+    for url in urls:
+        client.get(url)
+
+    assert kept == (3, sum(map(len, bodies)))
+    assert (len(cache), cache.size_bytes) == kept  # served from it, not added again
+
+
+@pytest.mark.parametrize(
+    ("setting", "budget"), [({}, 32 * 2**20), ({"WXHUB_API_CACHE_MB": "3"}, 3 * 2**20)]
+)
+def test_the_answer_cache_budget_is_wxhub_api_cache_mb_mebibytes(
+    engine: Engine, setting: dict[str, str], budget: int
+):
+    settings = load_settings(
+        {"DATABASE_URL": engine.url.render_as_string(hide_password=False), **setting}
+    )
+
+    cache = create_app(settings, engine=engine).extensions["wxhub.response_cache"]
+
+    assert (cache.max_bytes, cache.size_bytes, len(cache)) == (budget, 0, 0)
+
+
+def answer(size: int, fill: bytes = b"x") -> StoredResponse:
+    return StoredResponse(fill * size, "application/json", ())
+
+
+def kept(cache: ResponseCache, names: str) -> str:
+    """Which of these one-letter keys the cache holds (reading them refreshes their age:
+    call it last)."""
+    return "".join(name for name in names if cache.get(name) is not None)
+
+
+def test_the_response_cache_keeps_answers_up_to_an_eighth_of_its_budget_and_counts_their_bytes():
+    cache = ResponseCache(max_bytes=1000)
+
+    cache.put("a", answer(100))
+    cache.put("b", answer(125))  # exactly an eighth: kept
+    cache.put("c", answer(126))  # one byte more: never kept
+    cache.put("d", answer(0))
+
+    assert (cache.size_bytes, len(cache)) == (225, 3)
+    assert kept(cache, "abcd") == "abd"
+
+
+def test_a_new_answer_under_the_same_key_replaces_the_old_one_and_its_bytes():
+    cache = ResponseCache(max_bytes=800)
+    cache.put("a", answer(100))
+    cache.put("b", answer(60))
+
+    cache.put("a", answer(40, b"y"))
+
+    assert (cache.size_bytes, len(cache)) == (100, 2)
+    assert cache.get("a") == answer(40, b"y")
+
+
+def test_the_response_cache_drops_the_least_recently_used_answers_until_within_its_budget():
     cache = ResponseCache(max_bytes=800)
     for name in "abcdefgh":
-        cache.put(name, StoredResponse(b"x" * 100, "application/json", ()))
-    cache.get("a")
-    cache.put("i", StoredResponse(b"x" * 100, "application/json", ()))
-    cache.put("huge", StoredResponse(b"x" * 101, "application/json", ()))
+        cache.put(name, answer(100))
+    full = (cache.size_bytes, len(cache))
+    cache.get("a")  # now the most recently used
 
-    assert cache.size_bytes <= 800
-    assert cache.get("a") is not None
-    assert cache.get("b") is None
-    assert cache.get("i") is not None
-    assert cache.get("huge") is None  # above an eighth of the budget: never kept
+    cache.put("i", answer(100))
+    after_one = (cache.size_bytes, len(cache))
+    cache.put("j", answer(50))  # 850 bytes: drops the oldest, c
+    cache.put("k", answer(100))  # 850 again: drops d
+    cache.put("l", answer(100))  # 850 again: drops e
+
+    assert full == (800, 8)  # exactly at the budget: nothing dropped
+    assert after_one == (800, 8)  # b dropped, not a
+    assert (cache.size_bytes, len(cache)) == (750, 8)
+    assert kept(cache, "abcdefghijkl") == "afghijkl"
+
+
+def test_one_large_answer_can_drop_several_small_ones():
+    cache = ResponseCache(max_bytes=400)
+    for name, size in [("a", 20), ("b", 30), ("c", 50), ("d", 50), ("e", 50)]:
+        cache.put(name, answer(size))
+
+    cache.put("f", answer(50))  # 250 bytes: within budget
+    cache.put("g", answer(50))
+    cache.put("h", answer(50))
+    cache.put("i", answer(50))  # 400: still within
+    cache.put("j", answer(50))  # 450: drops a (430), then b (400)
+
+    assert (cache.size_bytes, len(cache)) == (400, 8)
+    assert kept(cache, "abcdefghij") == "cdefghij"
+
+
+def test_two_apps_on_two_databases_at_the_same_data_version_never_share_a_count(
+    client, engine: Engine, tmp_path: Path
+):
+    other = make_engine(URL.create("sqlite", database=str(tmp_path / "other.db")))
+    migrate.upgrade(other)
+    for station in ("USC00000007", "USC00000008", "USC00000009"):
+        write_station(tmp_path / "other", station, [noaa_line("20000101", 1, 0, 0)])
+    assert run_job(other, "run", sources=resolve_sources([str(tmp_path / "other")])) == EXIT_OK
+    settings = load_settings({"DATABASE_URL": other.url.render_as_string(hide_password=False)})
+    other_client = create_app(settings, engine=other).test_client()
+    with engine.connect() as conn, other.connect() as other_conn:
+        versions = {
+            c.execute(select(data_version.c.version)).scalar_one() for c in (conn, other_conn)
+        }
+    assert len(versions) == 1  # the same number, different data
+
+    totals = {
+        url: (
+            get(client, url)["pagination"]["total"],
+            get(other_client, url)["pagination"]["total"],
+        )
+        for url in ("/api/weather", "/api/weather/stats", "/api/stations")
+    }
+
+    # 10 days, 4 station-years, 3 stations in the fixture; 3 of each in the other database.
+    assert totals == {
+        "/api/weather": (10, 3),
+        "/api/weather/stats": (4, 3),
+        "/api/stations": (3, 3),
+    }
+    other.dispose()

@@ -20,7 +20,7 @@ from wxhub.api.app import create_app
 from wxhub.api.errors import PROBLEM_JSON
 from wxhub.config import load_settings
 from wxhub.ingestion.sources import resolve_sources
-from wxhub.job import run_job
+from wxhub.job import EXIT_OK, run_job
 
 QUERY_TOO_LONG = 414
 # Per operation and generation mode (valid-looking and deliberately invalid requests).
@@ -32,7 +32,7 @@ def api_schema(engine: Engine, tmp_path: Path) -> Any:
     folder = tmp_path / "in"
     write_station(folder, "USC00000001", [noaa_line("20000101", 10, -20, 0)])
     write_station(folder, "USC00000002", [noaa_line("20000101", -9999, 5, -9999)])
-    run_job(engine, "run", sources=resolve_sources([str(folder)]))
+    assert run_job(engine, "run", sources=resolve_sources([str(folder)])) == EXIT_OK
     settings_ = load_settings({"DATABASE_URL": engine.url.render_as_string(hide_password=False)})
     app = create_app(settings_, engine=engine)
     return schemathesis.openapi.from_wsgi("/api/openapi.json", app)

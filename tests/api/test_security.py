@@ -3,17 +3,19 @@ document in bounded time, never a 500; security headers; CORS closed unless conf
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from tests.api.conftest import STATIONS
 from wxhub.api.app import create_app
 from wxhub.api.errors import PROBLEM_JSON
 from wxhub.api.security import MAX_QUERY_STRING_BYTES
 from wxhub.config import ConfigError, load_settings
+from wxhub.db.schema import weather_observations, weather_yearly_stats
 
 # Generous for a 2-core CI machine running the MariaDB half too: the point is "bounded",
 # not a speed figure (those are in bench/).
@@ -85,10 +87,33 @@ def test_a_hostile_query_is_a_4xx_problem_document_in_bounded_time(client: Flask
     assert elapsed < BOUNDED_S
 
 
-def test_the_tables_are_intact_after_the_injection_attempts(client: FlaskClient):
+DATA_TABLES = (weather_observations, weather_yearly_stats)
+
+
+def table_fingerprints(engine: Engine) -> dict[str, tuple[int, str]]:
+    """Per data table: its row count and a hash of every row, read in primary-key order."""
+    fingerprints = {}
+    with engine.connect() as conn:
+        for table in DATA_TABLES:
+            rows = conn.execute(select(table).order_by(*table.primary_key.columns)).all()
+            digest = hashlib.sha256(repr([tuple(row) for row in rows]).encode()).hexdigest()
+            fingerprints[table.name] = (len(rows), digest)
+    return fingerprints
+
+
+def test_the_tables_are_intact_after_the_injection_attempts(client: FlaskClient, engine: Engine):
+    before = table_fingerprints(engine)
+
     for url in HOSTILE_QUERIES.values():
         client.get(url)
 
+    after = table_fingerprints(engine)
+    # The fixture's 10 days make 4 station-years; the hash catches a changed value too.
+    assert {name: count for name, (count, _) in before.items()} == {
+        "weather_observations": 10,
+        "weather_yearly_stats": 4,
+    }
+    assert after == before
     body = client.get("/api/stations").json
     assert [s["station_id"] for s in body["data"]] == sorted(STATIONS)
 

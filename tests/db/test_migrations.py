@@ -93,7 +93,7 @@ def test_upgrading_an_empty_database_creates_exactly_the_schema_tables_and_stamp
     empty_engine: Engine,
 ) -> None:
     head = migrate.head_revision()
-    assert head is not None
+    assert head == migrate.HEAD_REVISION
     assert _tables(empty_engine) == set()
     assert migrate.current_revision(empty_engine) is None
 

@@ -110,7 +110,7 @@ def test_first_run_loads_every_row_with_missing_values_as_null(engine: Engine, t
 
 def test_second_run_skips_the_unchanged_file_and_changes_nothing(engine: Engine, tmp_path: Path):
     write_station(tmp_path / "in", STATION, ORIGINAL)
-    run(engine, tmp_path / "in")
+    assert run(engine, tmp_path / "in") == EXIT_OK
     before = snapshot(engine)
 
     assert run(engine, tmp_path / "in") == EXIT_OK
@@ -126,16 +126,16 @@ def test_the_same_content_under_another_name_or_compressed_is_skipped(
 ):
     write_station(tmp_path / "a", STATION, ORIGINAL)
     write_station(tmp_path / "b", STATION, ORIGINAL, gz=True)
-    run(engine, tmp_path / "a")
+    assert run(engine, tmp_path / "a") == EXIT_OK
 
-    run(engine, tmp_path / "b")
+    assert run(engine, tmp_path / "b") == EXIT_OK
 
     assert last_run(engine)["files_skipped"] == 1
 
 
 def test_force_rereads_every_file_and_reports_its_rows_unchanged(engine: Engine, tmp_path: Path):
     write_station(tmp_path / "in", STATION, ORIGINAL)
-    run(engine, tmp_path / "in")
+    assert run(engine, tmp_path / "in") == EXIT_OK
     before = snapshot(engine)
 
     assert run(engine, tmp_path / "in", force=True) == EXIT_OK
@@ -150,7 +150,7 @@ def test_a_correction_replaces_changed_days_and_reports_inserted_updated_unchang
     engine: Engine, tmp_path: Path
 ):
     write_station(tmp_path / "day1", STATION, ORIGINAL)
-    run(engine, tmp_path / "day1")
+    assert run(engine, tmp_path / "day1") == EXIT_OK
     correction = [
         noaa_line("20000101", 10, -20, 0),  # unchanged
         noaa_line("20000102", 25, -10, 5),  # max temperature corrected
@@ -182,10 +182,10 @@ def test_a_correction_replaces_changed_days_and_reports_inserted_updated_unchang
 
 def test_a_partial_correction_leaves_days_it_does_not_mention(engine: Engine, tmp_path: Path):
     write_station(tmp_path / "day1", STATION, ORIGINAL)
-    run(engine, tmp_path / "day1")
+    assert run(engine, tmp_path / "day1") == EXIT_OK
     write_station(tmp_path / "day2", STATION, [noaa_line("20000102", 99, -10, 5)])
 
-    run(engine, tmp_path / "day2")
+    assert run(engine, tmp_path / "day2") == EXIT_OK
 
     assert [r[2] for r in observations(engine)] == [10, 99, None]
 
@@ -194,7 +194,7 @@ def test_files_given_in_one_run_apply_in_order_the_last_one_wins(engine: Engine,
     write_station(tmp_path / "a", STATION, [noaa_line("20000101", 10, 0, 0)])
     write_station(tmp_path / "b", STATION, [noaa_line("20000101", 20, 0, 0)])
 
-    run(engine, tmp_path / "a", tmp_path / "b")
+    assert run(engine, tmp_path / "a", tmp_path / "b") == EXIT_OK
 
     assert [r[2] for r in observations(engine)] == [20]
 
@@ -246,7 +246,7 @@ def test_dos_line_endings_bom_trailing_spaces_and_blank_lines_are_not_errors(
     )
     write_station(tmp_path / "in", STATION, [], raw=raw)
 
-    run(engine, tmp_path / "in")
+    assert run(engine, tmp_path / "in") == EXIT_OK
 
     assert [r[2] for r in observations(engine)] == [1, 2]
     assert last_run(engine)["records_rejected"] == 0
@@ -343,12 +343,15 @@ def test_parsing_in_a_worker_process_gives_the_same_result_as_inline(
     engine: Engine, tmp_path: Path
 ):
     folder = copy_real_files(tmp_path / "in", 10)
-    run_job(engine, "run", sources=resolve_sources([str(folder)]), workers=1)
+    lines = sum(path.read_bytes().count(b"\n") for path in folder.iterdir())  # all valid
+    sources = resolve_sources([str(folder)])
+    assert run_job(engine, "run", sources=sources, workers=1) == EXIT_OK
     with_worker = snapshot(engine)
-    run_job(engine, "run", sources=resolve_sources([str(folder)]), workers=0, force=True)
+    assert run_job(engine, "run", sources=sources, workers=0, force=True) == EXIT_OK
 
     assert snapshot(engine) == with_worker
-    assert last_run(engine)["records_unchanged"] == last_run(engine)["records_read"]
+    summary = last_run(engine)
+    assert (summary["records_read"], summary["records_unchanged"]) == (lines, lines)
 
 
 def _db_url_for_subprocess(engine: Engine) -> str:
@@ -365,13 +368,14 @@ def test_a_run_killed_at_any_point_then_rerun_equals_one_clean_run(engine: Engin
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and process.poll() is None:
-            with engine.connect() as conn:
-                loaded = conn.execute(select(func.count()).select_from(ingested_files)).scalar()
-            if loaded is not None and loaded >= files_before_kill:
+            if files_in_ledger(engine) >= files_before_kill:
                 break
             time.sleep(0.01)
         process.send_signal(signal.SIGKILL)
-        process.wait()
+
+        # Killed mid-run, not found finished: or this would compare two clean runs.
+        assert process.wait() == -signal.SIGKILL, f"the run ended before {files_before_kill} files"
+        assert files_before_kill <= files_in_ledger(engine) < 30
 
     assert (
         subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=False).returncode
@@ -380,6 +384,12 @@ def test_a_run_killed_at_any_point_then_rerun_equals_one_clean_run(engine: Engin
     killed_and_rerun = snapshot(engine)
 
     clean = make_engine(URL.create("sqlite", database=str(tmp_path / "clean.db")))
-    run_job(clean, "run", sources=resolve_sources([str(folder)]))
+    assert run_job(clean, "run", sources=resolve_sources([str(folder)])) == EXIT_OK
     assert killed_and_rerun == snapshot(clean)
     assert len(killed_and_rerun["ledger"]) == 30
+    clean.dispose()
+
+
+def files_in_ledger(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(ingested_files)).scalar_one())

@@ -25,9 +25,9 @@ from tests.conftest import AWS_REGION, DATA_DIR, noaa_line, throwaway_mysql_data
 from tests.ingestion.test_ingest import last_run, observations, snapshot
 from wxhub import aws
 from wxhub.db.engine import make_engine
-from wxhub.db.schema import ingested_objects
+from wxhub.db.schema import ingested_files, ingested_objects
 from wxhub.ingestion import s3
-from wxhub.ingestion.sources import SourceError, resolve_sources
+from wxhub.ingestion.sources import ObjectVersion, SourceError, resolve_sources
 from wxhub.job import EXIT_FAILED, EXIT_OK, run_job
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -118,9 +118,9 @@ def test_the_listing_gives_each_object_s_etag_without_quotes_and_its_size(bucket
 
     (file,) = resolve_sources([f"s3://{BUCKET}/"])
 
-    assert file.version is not None
-    assert f'"{file.version.etag}"' == listed["ETag"]
-    assert file.version.size_bytes == listed["ContentLength"]
+    quoted = listed["ETag"]
+    assert quoted[0] == quoted[-1] == '"'  # as S3 sends it; the version holds it bare
+    assert file.version == ObjectVersion(quoted[1:-1], listed["ContentLength"])
 
 
 def test_plain_and_gzip_objects_read_as_their_decompressed_content(bucket: Bucket) -> None:
@@ -226,22 +226,23 @@ def test_each_object_s_uri_etag_and_size_are_recorded_with_its_ledger_file(
     engine: Engine, bucket: Bucket
 ) -> None:
     bucket.put(f"raw/{STATION}.txt", LINES)
-    run(engine, f"s3://{BUCKET}/raw/")
+    assert run(engine, f"s3://{BUCKET}/raw/") == EXIT_OK
     head = bucket.client.head_object(Bucket=BUCKET, Key=f"raw/{STATION}.txt")
 
     with engine.connect() as conn:
         row = conn.execute(select(ingested_objects)).one()
+        file_id = conn.execute(select(ingested_files.c.id)).scalar_one()
 
     assert row.source_uri == f"s3://{BUCKET}/raw/{STATION}.txt"
     assert (f'"{row.etag}"', row.size_bytes) == (head["ETag"], head["ContentLength"])
-    assert row.file_id is not None
+    assert row.file_id == file_id  # the ledger's one file
 
 
 def test_a_changed_object_is_read_again_and_its_changes_loaded(
     engine: Engine, bucket: Bucket
 ) -> None:
     bucket.put(f"{STATION}.txt", LINES)
-    run(engine, f"s3://{BUCKET}/")
+    assert run(engine, f"s3://{BUCKET}/") == EXIT_OK
     bucket.put(f"{STATION}.txt", [*LINES, noaa_line("20000103", 30, 0, 0)])
 
     assert run(engine, f"s3://{BUCKET}/") == EXIT_OK
@@ -257,18 +258,18 @@ def test_the_same_content_uploaded_again_is_read_once_skipped_by_hash_then_skipp
     engine: Engine, bucket: Bucket
 ) -> None:
     bucket.put(f"{STATION}.txt.gz", LINES, gz=True, mtime=1)
-    run(engine, f"s3://{BUCKET}/")
+    assert run(engine, f"s3://{BUCKET}/") == EXIT_OK
     before = snapshot(engine)
     # Same lines, compressed at another time: a new ETag and size, the same content.
     bucket.put(f"{STATION}.txt.gz", LINES, gz=True, mtime=2)
 
-    run(engine, f"s3://{BUCKET}/")
+    assert run(engine, f"s3://{BUCKET}/") == EXIT_OK
 
     assert bucket.gets() == 2  # read once more, to learn it is the same content
     assert (last_run(engine)["files_skipped"], last_run(engine)["records_read"]) == (1, 0)
     assert snapshot(engine) == before
 
-    run(engine, f"s3://{BUCKET}/")
+    assert run(engine, f"s3://{BUCKET}/") == EXIT_OK
 
     assert bucket.gets() == 2  # its new version is in the ledger now: not read again
     assert last_run(engine)["files_skipped"] == 1
@@ -277,7 +278,7 @@ def test_the_same_content_uploaded_again_is_read_once_skipped_by_hash_then_skipp
 def test_force_reads_every_object_again(engine: Engine, bucket: Bucket) -> None:
     bucket.put(f"{STATION}.txt", LINES)
     bucket.put("USC00000002.txt", LINES)
-    run(engine, f"s3://{BUCKET}/")
+    assert run(engine, f"s3://{BUCKET}/") == EXIT_OK
 
     assert run(engine, f"s3://{BUCKET}/", force=True) == EXIT_OK
 
@@ -307,11 +308,11 @@ def test_an_object_whose_content_came_first_from_a_local_file_is_read_once(
     local = tmp_path / "in"
     local.mkdir()
     (local / f"{STATION}.txt").write_text("\n".join(LINES) + "\n")
-    run(engine, str(local))
+    assert run(engine, str(local)) == EXIT_OK
     bucket.put(f"{STATION}.txt", LINES)
 
-    run(engine, f"s3://{BUCKET}/")
-    run(engine, f"s3://{BUCKET}/")
+    assert run(engine, f"s3://{BUCKET}/") == EXIT_OK
+    assert run(engine, f"s3://{BUCKET}/") == EXIT_OK
 
     assert bucket.gets() == 1
     assert last_run(engine)["files_skipped"] == 1

@@ -189,7 +189,7 @@ def test_a_selection_keeps_its_stations_lines_and_counts_the_others():
         [
             csv_line(A, "20140101", "TMAX", 10),
             csv_line(B, "20140101", "TMAX", 7),
-            csv_line("CA006158731", "20140101", "TMAX", 1),
+            csv_line("CA1ON000025", "20140101", "TMAX", 1),
             csv_line(B, "20140101", "SNOW", 7),
         ]
     )
@@ -197,7 +197,7 @@ def test_a_selection_keeps_its_stations_lines_and_counts_the_others():
     parsed = ghcn_csv.parse(data, selection=StationFilter(patterns=("USW*", "CA*")))
 
     assert rows(parsed) == [
-        ("CA006158731", "2014-01-01", 1, None, None),
+        ("CA1ON000025", "2014-01-01", 1, None, None),
         (B, "2014-01-01", 7, None, None),
     ]
     assert (parsed.lines_not_selected, parsed.other_values) == (1, 1)

@@ -39,7 +39,7 @@ from wxhub.job import EXIT_FAILED, EXIT_OK, run_job
 
 A = "USC00110072"  # Illinois
 B = "USW00094846"  # Illinois (Chicago O'Hare)
-C = "CA006158731"  # Ontario
+C = "CA1ON000025"  # Ontario
 D = "USC00121747"  # Indiana
 ELEMENTS = ("TMAX", "TMIN", "PRCP")
 

@@ -1,15 +1,22 @@
-"""Benchmark the API as it is deployed: `wxhub serve` on the full data set, wrk on loopback.
+"""Benchmark the API as it is deployed, beside the least a Python endpoint can do, in one run.
 
-For SQLite and MariaDB: load data/wx_data into a fresh database, start `wxhub serve`, and for
-each endpoint below measure p50/p99 latency at concurrency 1 and throughput at concurrency 16
-with wrk (`apt-get install wrk`). Beside it, the same pages the common way (COUNT(*) plus
-LIMIT/OFFSET) timed as SQL on the same database, so the difference is measured.
+For SQLite and MariaDB: load data/wx_data into a fresh database, start `wxhub serve` and the
+bare reference endpoints of ``bench/bare_api.py`` under the same gunicorn configuration, and
+measure each request type with wrk (`apt-get install wrk`) on loopback: p50/p99 latency at
+one connection and throughput at 16, three times each, reported as medians with their spread
+and as ratios wxhub / bare, so the figures hold on any machine.
 
-    python bench/bench_api.py [--seconds 5] [--workers N] [--threads 8] [--skip-mysql]
+Two kinds of traffic:
 
-Each backend is measured twice: as deployed (each worker keeps the answers it has built,
-keyed by ETag) and with that cache off (``WXHUB_API_CACHE_MB=0``), so every request builds
-its answer from the database: the cost of a first request, or of traffic that never repeats.
+* ``distinct``: every request a different station and start date (or page, or cursor),
+  deterministic per seed, with wxhub's answer cache off (``WXHUB_API_CACHE_MB=0``): what
+  real traffic costs, which no cache helps;
+* ``cached``: one URL asked again and again, the answer cache on (as deployed): what a
+  popular page costs.
+
+    python bench/bench_api.py [--seconds 5] [--repeats 3] [--workers N] [--threads 8]
+                              [--modes distinct,cached] [--only first,stats] [--skip-mysql]
+    python bench/bench_api.py --configs 2x8,2x4,4x2,4x4 --modes distinct  # choose the server
 
 Traffic goes to 127.0.0.1 only, for a bounded time.
 """
@@ -17,8 +24,9 @@ Traffic goes to 127.0.0.1 only, for a bounded time.
 from __future__ import annotations
 
 import argparse
-import json
+import datetime as dt
 import os
+import random
 import re
 import socket
 import statistics
@@ -29,17 +37,144 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
+from wxhub.api.pagination import Cursor, encode_cursor
+from wxhub.api.server import DEFAULT_THREADS, KEEPALIVE_S, default_workers
 from wxhub.db.schema import weather_observations as obs
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data" / "wx_data"
 STATION = "USC00110072"
+STATIONS = sorted(p.stem for p in DATA.glob("*.txt"))
+LAST_PAGE = 17_299  # pages of 100 rows in the 1,729,957-row extract
+# Enough distinct paths that no run of wrk asks one twice (about 3x the fastest rate seen).
+DISTINCT_PATHS = 60_000
+
+# wrk sends path K*threads + id of the file to thread ``id``: each path once per run.
+WRK_SCRIPT = """
+local count = 0
+function setup(thread)
+  thread:set("id", count)
+  count = count + 1
+end
+function init(args)
+  paths = {}
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  step = tonumber(args[2])
+  index = id + 1
+end
+function request()
+  local path = paths[index]
+  index = index + step
+  if index > #paths then index = id + 1 end
+  return wrk.format(nil, path)
+end
+"""
+
+
+@dataclass(frozen=True)
+class RequestType:
+    """One request type: its fixed URL for the cached mode, and a maker of distinct pairs
+    (wxhub's path, the bare endpoint's path) for the distinct mode."""
+
+    key: str
+    name: str
+    cached: tuple[str, str]
+    distinct: Callable[[random.Random], tuple[str, str]]
+
+
+def _day(rng: random.Random) -> dt.date:
+    return dt.date(1985, 1, 1) + dt.timedelta(days=rng.randrange(10_957))
+
+
+def _first(rng: random.Random) -> tuple[str, str]:
+    station, day = rng.choice(STATIONS), _day(rng)
+    query = f"station_id={station}&start_date={day}"
+    return f"/api/weather?{query}", f"/bare/first?{query}"
+
+
+def _year(rng: random.Random) -> tuple[str, str]:
+    station, day = rng.choice(STATIONS), _day(rng)
+    query = f"station_id={station}&start_date={day}&end_date={day.year}-12-31"
+    return f"/api/weather?{query}", f"/bare/year?{query}"
+
+
+def _after(rng: random.Random) -> tuple[str, str]:
+    station, day = rng.choice(STATIONS), _day(rng)
+    cursor = encode_cursor(Cursor((station, day), True, rng.randint(2, LAST_PAGE)), {})
+    return f"/api/weather?cursor={cursor}", f"/bare/after?station_id={station}&date={day}"
+
+
+def _jump(rng: random.Random) -> tuple[str, str]:
+    page = rng.randint(1, LAST_PAGE)
+    return f"/api/weather?page={page}", f"/bare/offset?page={page}"
+
+
+def _stats(rng: random.Random) -> tuple[str, str]:
+    query = f"station_id={rng.choice(STATIONS)}&start_year={rng.randint(1985, 2014)}"
+    return f"/api/weather/stats?{query}", f"/bare/stats?{query}"
+
+
+def _stations(rng: random.Random) -> tuple[str, str]:
+    size = rng.randint(1, 100)
+    query = f"page_size={size}&page={rng.randint(1, -(-len(STATIONS) // size))}"
+    return f"/api/stations?{query}", f"/bare/stations?{query}"
+
+
+REQUEST_TYPES = (
+    RequestType(
+        "first",
+        "one station, first page",
+        (
+            f"/api/weather?station_id={STATION}",
+            f"/bare/first?station_id={STATION}&start_date=1900-01-01",
+        ),
+        _first,
+    ),
+    RequestType(
+        "year",
+        "one station, one year",
+        (
+            f"/api/weather?station_id={STATION}&start_date=1985-01-01&end_date=1985-12-31",
+            f"/bare/year?station_id={STATION}&start_date=1985-01-01&end_date=1985-12-31",
+        ),
+        _year,
+    ),
+    RequestType(
+        "after",
+        "a next link (cursor)",
+        (
+            "/api/weather?cursor="
+            + encode_cursor(Cursor(("USW00094846", dt.date(2014, 9, 1)), True, 17290), {}),
+            "/bare/after?station_id=USW00094846&date=2014-09-01",
+        ),
+        _after,
+    ),
+    RequestType(
+        "jump",
+        "page=N (a jump; bare: OFFSET)",
+        ("/api/weather?page=17000", "/bare/offset?page=17000"),
+        _jump,
+    ),
+    RequestType(
+        "stats",
+        "stats of one station",
+        (f"/api/weather/stats?station_id={STATION}", f"/bare/stats?station_id={STATION}"),
+        _stats,
+    ),
+    RequestType(
+        "stations",
+        "station list",
+        ("/api/stations", "/bare/stations"),
+        _stations,
+    ),
+)
 
 
 def free_port() -> int:
@@ -48,13 +183,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310  (loopback)  # nosec B310
-        return json.loads(response.read())
+def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server for {url} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):  # noqa: S310  (loopback)  # nosec B310
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"no answer from {url} in 60 s")
 
 
 @contextmanager
-def server(database_url: str, workers: int | None, threads: int, cache_mb: int) -> Iterator[str]:
+def serving(args: list[str], env: dict[str, str], ready_path: str, port: int) -> Iterator[str]:
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base + ready_path, process)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def wxhub_server(database_url: str, workers: int, threads: int, cache_mb: int) -> ExitStack:
     port = free_port()
     env = {
         **os.environ,
@@ -63,37 +217,45 @@ def server(database_url: str, workers: int | None, threads: int, cache_mb: int) 
         "WXHUB_API_CACHE_MB": str(cache_mb),
     }
     args = [sys.executable, "-m", "wxhub.cli", "serve", "--port", str(port)]
-    args += ["--threads", str(threads)] + (["--workers", str(workers)] if workers else [])
-    process = subprocess.Popen(
-        args,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                get_json(f"{base}/readyz")
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    args += ["--threads", str(threads), "--workers", str(workers)]
+    return serving(args, env, "/readyz", port)  # type: ignore[return-value]
 
 
-def wrk(url: str, connections: int, seconds: int) -> tuple[float, float, float]:
-    """(p50 ms, p99 ms, requests/s) for ``url``."""
+def bare_server(database_url: str, workers: int, threads: int) -> ExitStack:
+    """The reference endpoints under the options ``wxhub serve`` gives gunicorn."""
+    port = free_port()
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        bare_url = f"sqlite:///{url.database}"
+    else:
+        login = f"{url.username}:{url.password or ''}"
+        bare_url = f"mysql://{login}@{url.host}:{url.port or 3306}/{url.database}"
+    args = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers"]
+    args += [str(workers), "--worker-class", "gthread", "--threads", str(threads)]
+    args += ["--keep-alive", str(KEEPALIVE_S), "--chdir", str(REPO / "bench"), "bare_api:app"]
+    env = {**os.environ, "BARE_DATABASE_URL": bare_url}
+    return serving(args, env, "/bare/stations?page_size=1", port)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Figures:
+    p50: float
+    p99: float
+    rate: float
+
+
+def wrk(url: str, connections: int, seconds: int, paths: Path | None) -> Figures:
+    """(p50 ms, p99 ms, requests/s) for ``url``, or for each path of ``paths`` once."""
     threads = min(connections, 2)
-    out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    if re.search(r"Non-2xx or 3xx responses", out):
+    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if paths is not None:
+        script = paths.with_suffix(".lua")
+        script.write_text(WRK_SCRIPT)
+        args += ["-s", str(script), url, "--", str(paths), str(threads)]
+    else:
+        args.append(url)
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    if re.search(r"Non-2xx or 3xx responses|Socket errors", out):
         raise SystemExit(f"errors from {url}:\n{out}")
 
     def latency(percent: str) -> float:
@@ -101,7 +263,7 @@ def wrk(url: str, connections: int, seconds: int) -> tuple[float, float, float]:
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return latency("50"), latency("99"), rate
+    return Figures(latency("50"), latency("99"), rate)
 
 
 def median_ms(action: Callable[[], object], repeat: int = 7) -> float:
@@ -139,42 +301,130 @@ def calibration_s() -> float:
     return time.perf_counter() - started
 
 
-def bench(label: str, database_url: str, options: argparse.Namespace, cache_mb: int) -> None:
-    seconds = options.seconds
-    with server(database_url, options.workers, options.threads, cache_mb) as base:
-        near_end = get_json(f"{base}/api/weather?page=17290")["pagination"]["next"]
-        endpoints = [
-            ("one station, first page", f"/api/weather?station_id={STATION}"),
-            (
-                "one station, one year",
-                f"/api/weather?station_id={STATION}&start_date=1985-01-01&end_date=1985-12-31",
-            ),
-            ("near the end, via next links", near_end),
-            ("page=17000 (a jump)", "/api/weather?page=17000"),
-            ("stats of one station", f"/api/weather/stats?station_id={STATION}"),
-            ("station list", "/api/stations"),
-        ]
-        kept = f"answers kept ({cache_mb} MiB per worker)" if cache_mb else "every answer built"
-        workers = options.workers or "default"
+class Distinct:
+    """Files of distinct paths, a fresh one for every wrk run (seeded by run number)."""
+
+    def __init__(self, folder: Path, seed: int) -> None:
+        self.folder, self.seed, self.runs = folder, seed, 0
+
+    def files(self, kind: RequestType) -> tuple[Path, Path]:
+        self.runs += 1
+        rng = random.Random(f"{self.seed}-{kind.key}-{self.runs}")  # noqa: S311  (reproducible)
+        pairs = [kind.distinct(rng) for _ in range(DISTINCT_PATHS)]
+        ours = self.folder / f"{kind.key}-{self.runs}-wxhub.txt"
+        bare = self.folder / f"{kind.key}-{self.runs}-bare.txt"
+        ours.write_text("".join(f"{a}\n" for a, _ in pairs))
+        bare.write_text("".join(f"{b}\n" for _, b in pairs))
+        return ours, bare
+
+
+def measure(
+    wxhub_base: str,
+    bare_base: str,
+    kind: RequestType,
+    *,
+    mode: str,
+    options: argparse.Namespace,
+    distinct: Distinct,
+) -> tuple[list[Figures], list[Figures]]:
+    """Each repeat: wxhub and bare at c=1, then both at c=16, interleaved so that a drift of
+    the machine touches both sides alike."""
+    ours: list[Figures] = []
+    bare: list[Figures] = []
+    for _ in range(options.repeats):
+        pair: dict[str, list[Figures]] = {"ours": [], "bare": []}
+        for connections in (1, 16):
+            if mode == "distinct":
+                ours_paths, bare_paths = distinct.files(kind)
+                targets = [(wxhub_base + "/", ours_paths), (bare_base + "/", bare_paths)]
+            else:
+                targets = [(wxhub_base + kind.cached[0], None), (bare_base + kind.cached[1], None)]
+            for side, (url, paths) in zip(("ours", "bare"), targets, strict=True):
+                pair[side].append(wrk(url, connections, options.seconds, paths))
+        for side, out in (("ours", ours), ("bare", bare)):
+            c1, c16 = pair[side]
+            out.append(Figures(c1.p50, c1.p99, c16.rate))
+    return ours, bare
+
+
+def spread(values: list[float]) -> str:
+    """(max - min) / median, in percent: how far three repeats are from each other."""
+    middle = statistics.median(values)
+    return f"{100 * (max(values) - min(values)) / middle:.0f}%" if middle else "-"
+
+
+def table(
+    label: str,
+    mode: str,
+    rows: list[tuple[RequestType, list[Figures], list[Figures]]],
+    config: str,
+    options: argparse.Namespace,
+) -> None:
+    kept = (
+        "answer cache on, one URL repeated"
+        if mode == "cached"
+        else "answer cache off, every request distinct"
+    )
+    print(
+        f"\n### {label}, {mode}: {kept} ({config}, wrk {options.seconds} s per figure, "
+        f"median of {options.repeats} with spread, calibration {calibration_s():.2f} s)\n"
+    )
+    print(
+        "| request | wxhub p50 ms | bare p50 ms | p50 ratio | wxhub p99 ms | bare p99 ms "
+        "| wxhub req/s (c=16) | bare req/s | req/s ratio |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for kind, ours, bare in rows:
+        med = {
+            side: {
+                f: statistics.median(getattr(x, f) for x in figs) for f in ("p50", "p99", "rate")
+            }
+            for side, figs in (("ours", ours), ("bare", bare))
+        }
         print(
-            f"\n### {label}, {kept} ({workers} workers x {options.threads} threads, "
-            f"wrk {seconds} s per figure, calibration {calibration_s():.2f} s)\n"
+            f"| {kind.name} "
+            f"| {med['ours']['p50']:.2f} ±{spread([x.p50 for x in ours])} "
+            f"| {med['bare']['p50']:.2f} "
+            f"| **{med['ours']['p50'] / med['bare']['p50']:.2f}x** "
+            f"| {med['ours']['p99']:.2f} | {med['bare']['p99']:.2f} "
+            f"| {med['ours']['rate']:.0f} ±{spread([x.rate for x in ours])} "
+            f"| {med['bare']['rate']:.0f} ±{spread([x.rate for x in bare])} "
+            f"| **{med['ours']['rate'] / med['bare']['rate']:.2f}x** |"
         )
-        print("| request | p50 ms (c=1) | p99 ms (c=1) | req/s (c=16) |")
-        print("| --- | ---: | ---: | ---: |")
-        for name, path in endpoints:
-            p50, p99, _ = wrk(base + path, 1, seconds)
-            _, _, rate = wrk(base + path, 16, seconds)
-            print(f"| {name} | {p50:.2f} | {p99:.2f} | {rate:.0f} |")
 
 
 def bench_backend(label: str, database_url: str, options: argparse.Namespace) -> None:
     load(database_url)
-    bench(label, database_url, options, cache_mb=32)
-    bench(label, database_url, options, cache_mb=0)
-    print("\nThe common alternative, as SQL on the same database (median of 7):\n")
-    for name, ms in offset_alternative(database_url):
-        print(f"- {name}: {ms:.1f} ms")
+    kinds = [k for k in REQUEST_TYPES if not options.only or k.key in options.only]
+    with tempfile.TemporaryDirectory(prefix="wxhub-bench-paths-") as folder:
+        distinct = Distinct(Path(folder), options.seed)
+        for workers, threads in options.configs:
+            config = f"{workers} workers x {threads} threads, keep-alive {KEEPALIVE_S} s"
+            for mode in options.modes:
+                cache_mb = 32 if mode == "cached" else 0
+                with (
+                    wxhub_server(database_url, workers, threads, cache_mb) as ours_base,
+                    bare_server(database_url, workers, threads) as bare_base,
+                ):
+                    rows = [
+                        (
+                            kind,
+                            *measure(
+                                ours_base,
+                                bare_base,
+                                kind,
+                                mode=mode,
+                                options=options,
+                                distinct=distinct,
+                            ),
+                        )
+                        for kind in kinds
+                    ]
+                table(label, mode, rows, config, options)
+    if not options.no_offset:
+        print("\nThe common alternative, as SQL on the same database (median of 7):\n")
+        for name, ms in offset_alternative(database_url):
+            print(f"- {name}: {ms:.1f} ms")
 
 
 def load(database_url: str) -> None:
@@ -187,21 +437,36 @@ def load(database_url: str) -> None:
     )
 
 
+def _configs(value: str) -> list[tuple[int, int]]:
+    return [tuple(int(n) for n in item.split("x")) for item in value.split(",")]  # type: ignore[misc]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=None, help="default: as wxhub serve")
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS)
+    parser.add_argument(
+        "--configs", type=_configs, default=None, help="WORKERSxTHREADS,...: a sweep"
+    )
+    parser.add_argument("--modes", default="distinct,cached", type=lambda v: v.split(","))
+    parser.add_argument("--only", default=None, type=lambda v: v.split(","))
+    parser.add_argument("--no-offset", action="store_true", help="skip the OFFSET SQL timing")
     parser.add_argument(
         "--mysql-url",
         default=os.environ.get("WXHUB_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/"),
     )
+    parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--skip-mysql", action="store_true")
     options = parser.parse_args()
+    options.configs = options.configs or [(options.workers, options.threads)]
 
-    with tempfile.TemporaryDirectory(prefix="wxhub-bench-api-") as folder:
-        url = f"sqlite:///{Path(folder) / 'wxhub.db'}"
-        bench_backend("SQLite", url, options)
+    if not options.skip_sqlite:
+        with tempfile.TemporaryDirectory(prefix="wxhub-bench-api-") as folder:
+            url = f"sqlite:///{Path(folder) / 'wxhub.db'}"
+            bench_backend("SQLite", url, options)
     if options.skip_mysql:
         return
     server_url = make_url(options.mysql_url)

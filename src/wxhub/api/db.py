@@ -9,7 +9,10 @@ from __future__ import annotations
 from flask import Flask, current_app, g
 from sqlalchemy import Connection, Engine, select
 
+from wxhub.api.reads import Statements, run
 from wxhub.db.schema import data_version
+
+_STATEMENTS = Statements()
 
 
 def engine() -> Engine:
@@ -21,6 +24,9 @@ def connection() -> Connection:
     conn: Connection | None = g.get("db_connection")
     if conn is None:
         conn = g.db_connection = engine().connect()
+        # One transaction for the request: its data-version read and its page read the same
+        # snapshot (reads.run uses the DBAPI connection, which would not begin one itself).
+        conn.begin()
     return conn
 
 
@@ -28,8 +34,10 @@ def current_data_version() -> int:
     """Bumped by every write of the job: what ETags and caches are keyed on."""
     version = g.get("data_version")
     if version is None:
-        version = connection().execute(select(data_version.c.version)).scalar() or 0
-        g.data_version = version
+        conn = connection()
+        compiled = _STATEMENTS.get(conn, "version", lambda: select(data_version.c.version))
+        rows = run(conn, compiled, {})
+        version = g.data_version = int(rows[0][0] or 0) if rows else 0
     return int(version)
 
 

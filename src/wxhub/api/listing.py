@@ -13,11 +13,12 @@ row to sort them, or scan the key order for matches.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response
 from sqlalchemy import Connection, Row, Select, select, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -40,34 +41,36 @@ class PageRequest:
     cursor: str | None
 
 
+# A page's rows: (key to seek from or None, forward, inclusive, how many) -> rows in that
+# direction's order. Rows are sequences (the driver's tuples, or SQLAlchemy rows).
+Seek = Callable[[Key | None, bool, bool, int], Sequence[Sequence[Any]]]
+
+
 @dataclass(frozen=True)
 class Listing:
-    """How one resource is listed."""
+    """How one resource is listed: its key's types, where the key is in a row, and how a
+    row becomes an item."""
 
     path: str
-    key_columns: Sequence[ColumnElement[Any]]
     key_types: Sequence[type]
-    to_item: Callable[[Row[Any]], dict[str, Any]]
+    key_positions: Sequence[int]
+    to_item: Callable[[Sequence[Any]], dict[str, Any]]
 
     def respond(
         self,
-        conn: Connection,
-        query: Select[Any] | Sequence[Select[Any]],
+        seek: Seek,
         filters: Mapping[str, Any],
         paging: PageRequest,
         *,
         total: int,
         first_key_of_page: Callable[[int], Key | None],
     ) -> Response:
-        """The page asked for, as JSON with pagination links. ``query`` is one query, or
-        legs whose rows never overlap (see the module's docstring)."""
+        """The page asked for, as JSON with pagination links."""
         size = paging.page_size
         if paging.cursor is not None:
             cursor = decode_cursor(paging.cursor, filters, self.key_types)
             page = cursor.page
-            rows, more = self._seek(
-                conn, query, cursor.key, forward=cursor.forward, size=size, inclusive=False
-            )
+            rows, more = self._page(seek, cursor.key, forward=cursor.forward, size=size)
             has_next = more if cursor.forward else True
             has_prev = page > 1
         else:
@@ -76,7 +79,7 @@ class Listing:
             if page > 1 and start is None:
                 rows, more = [], False  # beyond the end
             else:
-                rows, more = self._seek(conn, query, start, forward=True, size=size, inclusive=True)
+                rows, more = self._page(seek, start, forward=True, size=size, inclusive=True)
             has_next, has_prev = more, page > 1
 
         def url(target: Cursor | None, page_number: int | None = None) -> str:
@@ -94,8 +97,9 @@ class Listing:
             prev_url = url(Cursor(self._key(rows[0]), False, page - 1))
         else:
             prev_url = url(None, min(page - 1, max(1, -(-total // size))))
+        to_item = self.to_item
         body = {
-            "data": [self.to_item(row) for row in rows],
+            "data": [to_item(row) for row in rows],
             "pagination": {
                 "page": page,
                 "page_size": size,
@@ -104,51 +108,63 @@ class Listing:
                 "prev": prev_url,
             },
         }
-        response = jsonify(body)
+        response = json_response(body)
         header = link_header(next_url, prev_url)
         if header:
             response.headers["Link"] = header
         return with_cache_headers(response, "json")
 
-    def _key(self, row: Row[Any]) -> Key:
-        # By name: a merged page's rows come from a union, not from the key's own table.
-        return tuple(row._mapping[_name(column)] for column in self.key_columns)
+    def _key(self, row: Sequence[Any]) -> Key:
+        return tuple(row[i] for i in self.key_positions)
 
-    def _seek(
-        self,
-        conn: Connection,
-        query: Select[Any] | Sequence[Select[Any]],
-        key: Key | None,
-        *,
-        forward: bool,
-        size: int,
-        inclusive: bool,
-    ) -> tuple[list[Row[Any]], bool]:
-        """Up to ``size`` rows from ``key`` on, and whether there are more beyond them."""
+    @staticmethod
+    def _page(
+        seek: Seek, key: Key | None, *, forward: bool, size: int, inclusive: bool = False
+    ) -> tuple[Sequence[Sequence[Any]], bool]:
+        """Up to ``size`` rows from ``key`` on, in key order, and whether there are more."""
+        rows = seek(key, forward, inclusive, size + 1)
+        more = len(rows) > size
+        rows = rows[:size]
+        return (rows if forward else rows[::-1]), more
 
+
+def json_response(body: Any) -> Response:
+    """``body`` as Flask's ``jsonify`` writes it with wxhub's settings (compact, ASCII, keys
+    in their order, a final newline), without going through the app's JSON provider."""
+    return Response(json.dumps(body, separators=(",", ":")) + "\n", mimetype="application/json")
+
+
+def select_seek(
+    conn: Connection,
+    query: Select[Any] | Sequence[Select[Any]],
+    key_columns: Sequence[ColumnElement[Any]],
+) -> Seek:
+    """A seek of SQLAlchemy queries, for the lists whose filters take many shapes: one
+    query, or legs whose rows never overlap (see the module's docstring)."""
+
+    def seek(key: Key | None, forward: bool, inclusive: bool, limit: int) -> list[Row[Any]]:
         def page_of(leg: Select[Any]) -> Select[Any]:
             if key is not None:
                 leg = leg.where(
-                    beyond(conn, self.key_columns, key, forward=forward, inclusive=inclusive)
+                    beyond(conn, key_columns, key, forward=forward, inclusive=inclusive)
                 )
-            order = self.key_columns if forward else [c.desc() for c in self.key_columns]
-            return leg.order_by(*order).limit(size + 1)
+            order = key_columns if forward else [c.desc() for c in key_columns]
+            return leg.order_by(*order).limit(limit)
 
         legs = [query] if isinstance(query, Select) else list(query)
         if len(legs) == 1:
             statement = page_of(legs[0])
         else:
             merged = union_all(*(select(page_of(leg).subquery()) for leg in legs)).subquery()
-            names = [merged.c[_name(column)] for column in self.key_columns]
+            names = [merged.c[_name(column)] for column in key_columns]
             statement = (
                 select(merged)
                 .order_by(*(names if forward else [c.desc() for c in names]))
-                .limit(size + 1)
+                .limit(limit)
             )
-        rows = list(conn.execute(statement))
-        more = len(rows) > size
-        rows = rows[:size]
-        return (rows if forward else rows[::-1]), more
+        return list(conn.execute(statement))
+
+    return seek
 
 
 def _name(column: ColumnElement[Any]) -> str:

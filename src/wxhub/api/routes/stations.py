@@ -13,19 +13,21 @@ scan of the small ``stations`` table for ``bbox`` and ``q``. Either way a page i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask import Response, jsonify
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
-from sqlalchemy import Connection, Row, Select, func, select
+from sqlalchemy import Connection, Integer, Select, bindparam, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from wxhub.api.caching import VersionedCache, cached_answer, with_cache_headers
 from wxhub.api.db import connection
 from wxhub.api.errors import ProblemError
-from wxhub.api.listing import Listing, PageRequest
+from wxhub.api.listing import Listing, PageRequest, select_seek
+from wxhub.api.pagination import Key, beyond
+from wxhub.api.reads import Statements, iso, number, run
 from wxhub.api.schemas import Problem, StationDetail, StationPage, StationPath, StationsQuery
 from wxhub.db.schema import station_summary as summary
 from wxhub.db.schema import stations as meta
@@ -60,25 +62,27 @@ def _fields(row: Mapping[Any, Any]) -> dict[str, Any]:
     }
 
 
-def _item(row: Row[Any]) -> dict[str, Any]:
-    return _fields(row._mapping)
+def _item(row: Sequence[Any]) -> dict[str, Any]:
+    """A list item from a row of the list's columns, in their order (see ``_fields``)."""
+    station_id, first, last, days, name, latitude, longitude, elevation, state = row
+    return {
+        "station_id": station_id,
+        "first_date": iso(first),
+        "last_date": iso(last),
+        "observations": int(days or 0),
+        "name": name,
+        "latitude": number(latitude),
+        "longitude": number(longitude),
+        "elevation_m": number(elevation),
+        "state": state,
+    }
 
 
-# Without a metadata filter: every station with data, in the summary's key order.
-LISTING = Listing(
-    path="/api/stations",
-    key_columns=[summary.c.station_id],
-    key_types=[str],
-    to_item=_item,
-)
-# With one: the stations with metadata and data, in the metadata's key order (the same ids,
-# so a cursor reads the same in both).
-FILTERED_LISTING = Listing(
-    path="/api/stations",
-    key_columns=[meta.c.station_id],
-    key_types=[str],
-    to_item=_item,
-)
+# Every station with data, in the summary's key order; with a metadata filter, the stations
+# with metadata and data, in the metadata's key order (the same ids, so a cursor reads the
+# same in both).
+LISTING = Listing(path="/api/stations", key_types=[str], key_positions=[0], to_item=_item)
+_STATEMENTS = Statements()
 
 # Totals per filter for the current data version (the job's runs and the metadata loader
 # both bump it), so a page costs its seek, not a count too.
@@ -170,30 +174,47 @@ def list_stations(query: StationsQuery) -> Response:
         ).scalar()
         return None if found is None else (found,)
 
-    return FILTERED_LISTING.respond(
-        conn, _legs(query), query.filters(), paging, total=total, first_key_of_page=first_key
-    )
+    seek = select_seek(conn, _legs(query), [meta.c.station_id])
+    return LISTING.respond(seek, query.filters(), paging, total=total, first_key_of_page=first_key)
 
 
 def _unfiltered(conn: Connection, query: StationsQuery, paging: PageRequest) -> Response:
-    base = select(summary.c.station_id, *_SUMMARY, *_METADATA).select_from(
-        summary.outerjoin(meta, meta.c.station_id == summary.c.station_id)
-    )
-    count = select(func.count()).select_from(summary)
-    total = _TOTALS.get((), lambda: conn.execute(count).scalar_one())
+    key = (summary.c.station_id,)
+
+    def seek(after: Key | None, forward: bool, inclusive: bool, limit: int) -> list[Any]:
+        def build() -> Select[Any]:
+            base = select(summary.c.station_id, *_SUMMARY, *_METADATA).select_from(
+                summary.outerjoin(meta, meta.c.station_id == summary.c.station_id)
+            )
+            if after is not None:
+                bound = (bindparam("k0"),)
+                base = base.where(beyond(conn, key, bound, forward=forward, inclusive=inclusive))
+            order = key if forward else [c.desc() for c in key]
+            return base.order_by(*order).limit(bindparam("limit", type_=Integer))
+
+        shape = ("page", after is not None, forward, inclusive)
+        params = {"limit": limit} if after is None else {"limit": limit, "k0": after[0]}
+        return run(conn, _STATEMENTS.get(conn, shape, build), params)
+
+    def count() -> int:
+        compiled = _STATEMENTS.get(conn, "total", lambda: select(func.count()).select_from(summary))
+        return int(run(conn, compiled, {})[0][0])
 
     def first_key(offset: int) -> tuple[str] | None:
-        key = conn.execute(
-            select(summary.c.station_id)
-            .order_by(summary.c.station_id)
-            .limit(1)
-            .offset(offset)  # one row per station: a page jump skips at most ~130k keys
-        ).scalar()
-        return None if key is None else (key,)
+        def build() -> Select[Any]:
+            return (
+                select(summary.c.station_id)
+                .order_by(summary.c.station_id)
+                .limit(1)
+                .offset(bindparam("offset", type_=Integer))
+            )
 
-    return LISTING.respond(
-        conn, base, query.filters(), paging, total=total, first_key_of_page=first_key
-    )
+        # One row per station: a page jump skips at most ~130k keys.
+        rows = run(conn, _STATEMENTS.get(conn, "offset", build), {"offset": offset})
+        return (rows[0][0],) if rows else None
+
+    total = _TOTALS.get((), count)
+    return LISTING.respond(seek, query.filters(), paging, total=total, first_key_of_page=first_key)
 
 
 @bp.get(

@@ -2,49 +2,134 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Response
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
-from sqlalchemy import Row, func, select
+from sqlalchemy import Connection, Integer, Select, bindparam, func, select
 
 from wxhub.api.caching import VersionedCache, cached_answer
 from wxhub.api.csv_export import stream_csv, wants_csv
 from wxhub.api.db import connection
 from wxhub.api.listing import Listing, PageRequest
+from wxhub.api.pagination import Key, beyond
+from wxhub.api.reads import Statements, run
 from wxhub.api.schemas import Problem, StatsQuery, YearlyStatsPage
 from wxhub.db.schema import weather_yearly_stats as stats
 
 bp = APIBlueprint("stats", __name__, url_prefix="/api", abp_tags=[Tag(name="statistics")])
 
 
-def _number(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _item(row: Row[Any]) -> dict[str, Any]:
+def _item(row: Sequence[Any]) -> dict[str, Any]:
+    station_id, year, avg_max, avg_min, total_precipitation, max_days, min_days, prcp_days = row
     return {
-        "station_id": row.station_id,
-        "year": row.year,
-        "avg_max_temp_c": _number(row.avg_max_temp_c),
-        "avg_min_temp_c": _number(row.avg_min_temp_c),
-        "total_precipitation_cm": _number(row.total_precipitation_cm),
-        "max_temp_days": row.max_temp_days,
-        "min_temp_days": row.min_temp_days,
-        "precipitation_days": row.precipitation_days,
+        "station_id": station_id,
+        "year": year,
+        "avg_max_temp_c": None if avg_max is None else float(avg_max),
+        "avg_min_temp_c": None if avg_min is None else float(avg_min),
+        "total_precipitation_cm": (
+            None if total_precipitation is None else float(total_precipitation)
+        ),
+        "max_temp_days": max_days,
+        "min_temp_days": min_days,
+        "precipitation_days": prcp_days,
     }
 
 
-# The table's columns in the table's order, but the day count kept for the API's own paging.
-_COLUMNS = tuple(c.name for c in stats.c if c.name != "observation_days")
+# The items' fields, in their order: the table's columns but the day count kept for the
+# API's own paging.
+_COLUMNS = (
+    "station_id",
+    "year",
+    "avg_max_temp_c",
+    "avg_min_temp_c",
+    "total_precipitation_cm",
+    "max_temp_days",
+    "min_temp_days",
+    "precipitation_days",
+)
 
 LISTING = Listing(
     path="/api/weather/stats",
-    key_columns=[stats.c.station_id, stats.c.year],
     key_types=[str, int],
+    key_positions=[0, 1],
     to_item=_item,
 )
+_KEY = (stats.c.station_id, stats.c.year)
+_STATEMENTS = Statements()
+# Totals per filter for the current data version: a page costs its seek, not a count too.
+_TOTALS = VersionedCache(max_entries=4096)
+
+
+class _Filter:
+    """The request's filters, as the parameters of the compiled statements."""
+
+    def __init__(self, conn: Connection, query: StatsQuery) -> None:
+        self.conn = conn
+        station_ids = query.station_ids()
+        self.count = None if station_ids is None else len(station_ids)
+        self.first_year, self.last_year = query.year_range()
+        self.params: dict[str, Any] = (
+            {} if station_ids is None else {f"s{i}": s for i, s in enumerate(station_ids)}
+        )
+        if self.first_year is not None:
+            self.params["first_year"] = self.first_year
+        if self.last_year is not None:
+            self.params["last_year"] = self.last_year
+        self.shape = (self.count, self.first_year is not None, self.last_year is not None)
+
+    def conditions(self) -> list[Any]:
+        conditions: list[Any] = []
+        if self.count is not None:
+            conditions.append(
+                stats.c.station_id.in_([bindparam(f"s{i}") for i in range(self.count)])
+            )
+        if self.first_year is not None:
+            conditions.append(stats.c.year >= bindparam("first_year"))
+        if self.last_year is not None:
+            conditions.append(stats.c.year <= bindparam("last_year"))
+        return conditions
+
+    def seek(self, key: Key | None, forward: bool, inclusive: bool, limit: int) -> list[Any]:
+        def build() -> Select[Any]:
+            query = select(*(stats.c[name] for name in _COLUMNS)).where(*self.conditions())
+            if key is not None:
+                bound = (bindparam("k0"), bindparam("k1"))
+                query = query.where(
+                    beyond(self.conn, _KEY, bound, forward=forward, inclusive=inclusive)
+                )
+            order = _KEY if forward else [c.desc() for c in _KEY]
+            return query.order_by(*order).limit(bindparam("limit", type_=Integer))
+
+        shape = ("page", *self.shape, key is not None, forward, inclusive)
+        params = {**self.params, "limit": limit}
+        if key is not None:
+            params["k0"], params["k1"] = key
+        return run(self.conn, _STATEMENTS.get(self.conn, shape, build), params)
+
+    def total(self) -> int:
+        def build() -> Select[Any]:
+            return select(func.count()).select_from(stats).where(*self.conditions())
+
+        compiled = _STATEMENTS.get(self.conn, ("total", *self.shape), build)
+        return int(run(self.conn, compiled, self.params)[0][0])
+
+    def first_key(self, offset: int) -> tuple[str, int] | None:
+        # The statistics table has one row per station-year (thousands, not millions).
+        def build() -> Select[Any]:
+            return (
+                select(stats.c.station_id, stats.c.year)
+                .where(*self.conditions())
+                .order_by(*_KEY)
+                .limit(1)
+                .offset(bindparam("offset", type_=Integer))
+            )
+
+        compiled = _STATEMENTS.get(self.conn, ("offset", *self.shape), build)
+        rows = run(self.conn, compiled, {**self.params, "offset": offset})
+        return (rows[0][0], rows[0][1]) if rows else None
 
 
 def _filtered(query: StatsQuery) -> list[Any]:
@@ -60,10 +145,6 @@ def _filtered(query: StatsQuery) -> list[Any]:
     return conditions
 
 
-# Totals per filter for the current data version: a page costs its seek, not a count too.
-_TOTALS = VersionedCache()
-
-
 @bp.get(
     "/weather/stats",
     summary="Yearly statistics per station",
@@ -77,33 +158,16 @@ def list_stats(query: StatsQuery) -> Response:
     cached = cached_answer("csv" if as_csv else "json")
     if cached is not None:
         return cached
-    conditions = _filtered(query)
-    base = select(*(stats.c[name] for name in _COLUMNS)).where(*conditions)
     if as_csv:
+        base = select(*(stats.c[name] for name in _COLUMNS)).where(*_filtered(query))
         ordered = base.order_by(stats.c.station_id, stats.c.year)
         return stream_csv(ordered, _COLUMNS, lambda row: tuple(_item(row).values()), "stats.csv")
-    conn = connection()
-    total = _TOTALS.get(
-        tuple(sorted(query.filters().items())),
-        lambda: conn.execute(select(func.count()).select_from(stats).where(*conditions)).one()[0],
-    )
-
-    def first_key(offset: int) -> tuple[str, int] | None:
-        # The statistics table has one row per station-year (thousands, not millions).
-        row = conn.execute(
-            select(stats.c.station_id, stats.c.year)
-            .where(*conditions)
-            .order_by(stats.c.station_id, stats.c.year)
-            .limit(1)
-            .offset(offset)
-        ).first()
-        return None if row is None else (row.station_id, row.year)
-
+    where = _Filter(connection(), query)
+    total = _TOTALS.get(tuple(sorted(query.filters().items())), where.total)
     return LISTING.respond(
-        conn,
-        base,
+        where.seek,
         query.filters(),
         PageRequest(query.page, query.page_size, query.cursor),
-        total=int(total),
-        first_key_of_page=first_key,
+        total=total,
+        first_key_of_page=where.first_key,
     )

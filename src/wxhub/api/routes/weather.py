@@ -18,12 +18,14 @@ from typing import Any
 from flask import Response
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Integer, Row, Select, bindparam, func, select
 
 from wxhub.api.caching import VersionedCache, cached_answer
 from wxhub.api.csv_export import stream_csv, wants_csv
 from wxhub.api.db import connection
 from wxhub.api.listing import Listing, PageRequest
+from wxhub.api.pagination import Key, beyond
+from wxhub.api.reads import Statements, date_param, iso, run
 from wxhub.api.schemas import ObservationPage, Problem, WeatherQuery
 from wxhub.db.schema import weather_observations as obs
 from wxhub.db.schema import weather_yearly_stats as stats
@@ -35,13 +37,14 @@ def _tenths(value: int | None) -> float | None:
     return None if value is None else value / 10
 
 
-def _item(row: Row[Any]) -> dict[str, Any]:
+def _item(row: Sequence[Any]) -> dict[str, Any]:
+    station_id, day, tmax, tmin, prcp = row
     return {
-        "station_id": row.station_id,
-        "date": row.obs_date.isoformat(),
-        "max_temp_c": _tenths(row.max_temp_tenths_c),
-        "min_temp_c": _tenths(row.min_temp_tenths_c),
-        "precipitation_mm": _tenths(row.precipitation_tenths_mm),
+        "station_id": station_id,
+        "date": iso(day),
+        "max_temp_c": None if tmax is None else tmax / 10,
+        "min_temp_c": None if tmin is None else tmin / 10,
+        "precipitation_mm": None if prcp is None else prcp / 10,
     }
 
 
@@ -60,19 +63,35 @@ def _cells(row: Row[Any]) -> tuple[Any, ...]:
 
 LISTING = Listing(
     path="/api/weather",
-    key_columns=[obs.c.station_id, obs.c.obs_date],
     key_types=[str, dt.date],
+    key_positions=[0, 1],
     to_item=_item,
 )
+_KEY = (obs.c.station_id, obs.c.obs_date)
+_STATEMENTS = Statements()
 
 StationYearCount = tuple[str, int, int]
 # Counts per filter, for the current data version: a page costs one small query, not 4,820
 # rows of statistics read and summed again.
-_COUNTS = VersionedCache()
+_COUNTS = VersionedCache(max_entries=4096)
+# Days per station-year of a set of stations, whatever the dates asked: distinct date ranges
+# of the same stations share it.
+_YEARS = VersionedCache(max_entries=4096)
 
 
-class _Counts:
-    """Matching rows per station-year, in key order, from the statistics table."""
+def _station_condition(count: int | None) -> list[Any]:
+    """``station_id IN (:s0, ...)`` with ``count`` parameters; nothing for every station."""
+    if count is None:
+        return []
+    return [obs.c.station_id.in_([bindparam(f"s{i}") for i in range(count)])]
+
+
+def _station_params(station_ids: Sequence[str] | None) -> dict[str, Any]:
+    return {} if station_ids is None else {f"s{i}": s for i, s in enumerate(station_ids)}
+
+
+class _Filter:
+    """The request's filters, as the parameters of the compiled statements."""
 
     def __init__(
         self,
@@ -82,13 +101,63 @@ class _Counts:
         end: dt.date | None,
     ) -> None:
         self.conn, self.station_ids, self.start, self.end = conn, station_ids, start, end
-        key = (None if station_ids is None else tuple(station_ids), start, end)
+        self.count = None if station_ids is None else len(station_ids)
+        self.params = _station_params(station_ids)
+        if start is not None:
+            self.params["start"] = date_param(conn, start)
+        if end is not None:
+            self.params["end"] = date_param(conn, end)
+
+    def conditions(self) -> list[Any]:
+        conditions = _station_condition(self.count)
+        if self.start is not None:
+            conditions.append(obs.c.obs_date >= bindparam("start"))
+        if self.end is not None:
+            conditions.append(obs.c.obs_date <= bindparam("end"))
+        return conditions
+
+    def seek(self, key: Key | None, forward: bool, inclusive: bool, limit: int) -> list[Any]:
+        shape = ("page", self.count, self.start is not None, self.end is not None)
+        shape += (key is not None, forward, inclusive)
+
+        def build() -> Select[Any]:
+            query = select(
+                obs.c.station_id,
+                obs.c.obs_date,
+                obs.c.max_temp_tenths_c,
+                obs.c.min_temp_tenths_c,
+                obs.c.precipitation_tenths_mm,
+            ).where(*self.conditions())
+            if key is not None:
+                bound = (bindparam("k0"), bindparam("k1"))
+                query = query.where(
+                    beyond(self.conn, _KEY, bound, forward=forward, inclusive=inclusive)
+                )
+            order = _KEY if forward else [c.desc() for c in _KEY]
+            return query.order_by(*order).limit(bindparam("limit", type_=Integer))
+
+        params = {**self.params, "limit": limit}
+        if key is not None:
+            params["k0"], params["k1"] = key[0], date_param(self.conn, key[1])  # type: ignore[arg-type]
+        return run(self.conn, _STATEMENTS.get(self.conn, shape, build), params)
+
+
+class _Counts:
+    """Matching rows per station-year, in key order, from the statistics table."""
+
+    def __init__(self, where: _Filter) -> None:
+        self.where = where
+        key = (
+            None if where.station_ids is None else tuple(where.station_ids),
+            where.start,
+            where.end,
+        )
         self.rows, self.ends = _COUNTS.get(key, self._station_years_with_running_totals)
 
     def total(self) -> int:
         return self.ends[-1] if self.ends else 0
 
-    def first_key(self, offset: int) -> tuple[str, dt.date] | None:
+    def first_key(self, offset: int) -> tuple[str, dt.date | str] | None:
         """The key of the row at ``offset`` in key order: a binary search of the running
         totals of the station-years, then an OFFSET of at most one year's days inside one
         station-year."""
@@ -98,14 +167,28 @@ class _Counts:
         station_id, year, _ = self.rows[index]
         within = offset - (self.ends[index - 1] if index else 0)
         low, high = self._bounds(year)
-        day = self.conn.execute(
-            select(obs.c.obs_date)
-            .where(obs.c.station_id == station_id, obs.c.obs_date.between(low, high))
-            .order_by(obs.c.obs_date)
-            .limit(1)
-            .offset(within)
-        ).scalar()
-        return None if day is None else (station_id, day)
+        conn = self.where.conn
+
+        def build() -> Select[Any]:
+            return (
+                select(obs.c.obs_date)
+                .where(
+                    obs.c.station_id == bindparam("station"),
+                    obs.c.obs_date.between(bindparam("low"), bindparam("high")),
+                )
+                .order_by(obs.c.obs_date)
+                .limit(1)
+                .offset(bindparam("within", type_=Integer))
+            )
+
+        params = {
+            "station": station_id,
+            "low": date_param(conn, low),
+            "high": date_param(conn, high),
+            "within": within,
+        }
+        rows = run(conn, _STATEMENTS.get(conn, "day at offset", build), params)
+        return (station_id, rows[0][0]) if rows else None
 
     def _station_years_with_running_totals(self) -> tuple[list[StationYearCount], list[int]]:
         rows = self._station_years()
@@ -113,49 +196,83 @@ class _Counts:
 
     def _bounds(self, year: int) -> tuple[dt.date, dt.date]:
         low, high = dt.date(year, 1, 1), dt.date(year, 12, 31)
-        if self.start and self.start > low:
-            low = self.start
-        if self.end and self.end < high:
-            high = self.end
+        start, end = self.where.start, self.where.end
+        if start and start > low:
+            low = start
+        if end and end < high:
+            high = end
         return low, high
 
-    def _station_filter(self, column: Any) -> list[Any]:
-        return [] if self.station_ids is None else [column.in_(self.station_ids)]
+    def _all_years(self) -> list[StationYearCount]:
+        where = self.where
+        count = where.count
+
+        def build() -> Select[Any]:
+            station = (
+                []
+                if count is None
+                else [stats.c.station_id.in_([bindparam(f"s{i}") for i in range(count)])]
+            )
+            return (
+                select(stats.c.station_id, stats.c.year, stats.c.observation_days)
+                .where(*station)
+                .order_by(stats.c.station_id, stats.c.year)
+            )
+
+        compiled = _STATEMENTS.get(where.conn, ("years", count), build)
+        return [
+            (station_id, int(year), int(days))
+            for station_id, year, days in run(
+                where.conn, compiled, _station_params(where.station_ids)
+            )
+        ]
 
     def _station_years(self) -> list[StationYearCount]:
-        conditions = self._station_filter(stats.c.station_id)
-        if self.start:
-            conditions.append(stats.c.year >= self.start.year)
-        if self.end:
-            conditions.append(stats.c.year <= self.end.year)
-        rows = self.conn.execute(
-            select(stats.c.station_id, stats.c.year, stats.c.observation_days)
-            .where(*conditions)
-            .order_by(stats.c.station_id, stats.c.year)
-        ).all()
-        partial = {year for year in self._partial_years()}
+        station_key = None if self.where.station_ids is None else tuple(self.where.station_ids)
+        rows = _YEARS.get(station_key, self._all_years)
+        start, end = self.where.start, self.where.end
+        first_year = start.year if start else None
+        last_year = end.year if end else None
+        partial = set(self._partial_years())
         exact = {key: count for year in partial for key, count in self._exact(year).items()}
         return [
             (station_id, year, exact.get((station_id, year), 0) if year in partial else days)
             for station_id, year, days in rows
+            if (first_year is None or year >= first_year)
+            and (last_year is None or year <= last_year)
         ]
 
     def _partial_years(self) -> list[int]:
         years = []
-        if self.start and (self.start.month, self.start.day) != (1, 1):
-            years.append(self.start.year)
-        if self.end and (self.end.month, self.end.day) != (12, 31):
-            years.append(self.end.year)
+        start, end = self.where.start, self.where.end
+        if start and (start.month, start.day) != (1, 1):
+            years.append(start.year)
+        if end and (end.month, end.day) != (12, 31):
+            years.append(end.year)
         return years
 
     def _exact(self, year: int) -> dict[tuple[str, int], int]:
         low, high = self._bounds(year)
-        rows = self.conn.execute(
-            select(obs.c.station_id, func.count())
-            .where(*self._station_filter(obs.c.station_id), obs.c.obs_date.between(low, high))
-            .group_by(obs.c.station_id)
-        )
-        return {(station_id, year): int(count) for station_id, count in rows}
+        where = self.where
+        count = where.count
+
+        def build() -> Select[Any]:
+            return (
+                select(obs.c.station_id, func.count())
+                .where(
+                    *_station_condition(count),
+                    obs.c.obs_date.between(bindparam("low"), bindparam("high")),
+                )
+                .group_by(obs.c.station_id)
+            )
+
+        params = {
+            **_station_params(where.station_ids),
+            "low": date_param(where.conn, low),
+            "high": date_param(where.conn, high),
+        }
+        rows = run(where.conn, _STATEMENTS.get(where.conn, ("exact", count), build), params)
+        return {(station_id, year): int(n) for station_id, n in rows}
 
 
 @bp.get(
@@ -173,22 +290,20 @@ def list_weather(query: WeatherQuery) -> Response:
         return cached
     station_ids = query.station_ids()
     start, end = query.date_range()
-    conditions: list[Any] = []
-    if station_ids is not None:
-        conditions.append(obs.c.station_id.in_(station_ids))
-    if start is not None:
-        conditions.append(obs.c.obs_date >= start)
-    if end is not None:
-        conditions.append(obs.c.obs_date <= end)
-    base = select(obs).where(*conditions)
     if as_csv:
-        ordered = base.order_by(obs.c.station_id, obs.c.obs_date)
+        conditions: list[Any] = []
+        if station_ids is not None:
+            conditions.append(obs.c.station_id.in_(station_ids))
+        if start is not None:
+            conditions.append(obs.c.obs_date >= start)
+        if end is not None:
+            conditions.append(obs.c.obs_date <= end)
+        ordered = select(obs).where(*conditions).order_by(obs.c.station_id, obs.c.obs_date)
         return stream_csv(ordered, CSV_HEADER, _cells, "weather.csv")
-    conn = connection()
-    counts = _Counts(conn, station_ids, start, end)
+    where = _Filter(connection(), station_ids, start, end)
+    counts = _Counts(where)
     return LISTING.respond(
-        conn,
-        base,
+        where.seek,
         query.filters(),
         PageRequest(query.page, query.page_size, query.cursor),
         total=counts.total(),

@@ -101,12 +101,13 @@ def _typed(value: Any, kind: type) -> KeyValue:
 def beyond(
     conn: Connection,
     columns: Sequence[ColumnElement[Any]],
-    key: Key,
+    key: Sequence[Any],
     *,
     forward: bool,
     inclusive: bool = False,
 ) -> ColumnElement[bool]:
-    """Rows strictly after (or before) ``key`` in the order of ``columns``.
+    """Rows strictly after (or before) ``key`` in the order of ``columns``; ``key`` holds
+    values, or bound parameters for a statement compiled once (api/reads.py).
 
     SQLite range-scans a row-value comparison; MySQL's optimizer does not for '>' on row
     values, so there the comparison is spelled out as a disjunction it turns into ranges.

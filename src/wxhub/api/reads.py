@@ -76,7 +76,7 @@ def run(conn: Connection, compiled: Compiled, params: Mapping[str, Any]) -> list
             conn.dispatch.before_cursor_execute(conn, cursor, compiled.sql, arguments, None, False)
         try:
             cursor.execute(compiled.sql, arguments)
-            return cursor.fetchall()  # type: ignore[no-any-return]
+            return list(cursor.fetchall())
         finally:
             cursor.close()
     except conn.dialect.loaded_dbapi.Error as exc:

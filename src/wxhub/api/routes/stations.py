@@ -187,7 +187,7 @@ def _unfiltered(conn: Connection, query: StationsQuery, paging: PageRequest) -> 
                 summary.outerjoin(meta, meta.c.station_id == summary.c.station_id)
             )
             if after is not None:
-                bound = (bindparam("k0"),)
+                bound: list[Any] = [bindparam("k0")]
                 base = base.where(beyond(conn, key, bound, forward=forward, inclusive=inclusive))
             order = key if forward else [c.desc() for c in key]
             return base.order_by(*order).limit(bindparam("limit", type_=Integer))

@@ -96,7 +96,7 @@ class _Filter:
         def build() -> Select[Any]:
             query = select(*(stats.c[name] for name in _COLUMNS)).where(*self.conditions())
             if key is not None:
-                bound = (bindparam("k0"), bindparam("k1"))
+                bound: list[Any] = [bindparam("k0"), bindparam("k1")]
                 query = query.where(
                     beyond(self.conn, _KEY, bound, forward=forward, inclusive=inclusive)
                 )

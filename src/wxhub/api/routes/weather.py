@@ -117,8 +117,8 @@ class _Filter:
         return conditions
 
     def seek(self, key: Key | None, forward: bool, inclusive: bool, limit: int) -> list[Any]:
-        shape = ("page", self.count, self.start is not None, self.end is not None)
-        shape += (key is not None, forward, inclusive)
+        filters = (self.count, self.start is not None, self.end is not None)
+        shape = ("page", *filters, key is not None, forward, inclusive)
 
         def build() -> Select[Any]:
             query = select(
@@ -129,7 +129,7 @@ class _Filter:
                 obs.c.precipitation_tenths_mm,
             ).where(*self.conditions())
             if key is not None:
-                bound = (bindparam("k0"), bindparam("k1"))
+                bound: list[Any] = [bindparam("k0"), bindparam("k1")]
                 query = query.where(
                     beyond(self.conn, _KEY, bound, forward=forward, inclusive=inclusive)
                 )

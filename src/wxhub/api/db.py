@@ -1,13 +1,25 @@
-"""The API's database access: one engine per process, one connection per request.
+"""The API's database access: one engine per process, one connection per serving thread.
 
-The connection is opened on first use in a request and returned to the pool when the
-request ends, so the data-version check and the query share it.
+Each thread keeps its connection across the requests it serves (a pool checkout, a liveness
+ping and a reset per request cost as much as a page's own query). A request uses it on first
+need and ends with it: on SQLite inside one transaction (BEGIN ... ROLLBACK), so the
+data-version check and the query read one snapshot; on MySQL in autocommit, each read its
+own snapshot (the job's engine reads at READ COMMITTED anyway, and the version is read
+first, so an answer is never older than its ETag), and no transaction stays open to hold
+metadata locks against a migration.
+
+A kept connection the server has dropped (a restart, a failover, an idle timeout) fails the
+request's first read, the data version: that read is tried once more on a fresh connection,
+as the pool's pre-ping would have done, so a database that comes back is served at once.
 """
 
 from __future__ import annotations
 
+import threading
+
 from flask import Flask, current_app, g
 from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import DBAPIError
 
 from wxhub.api.reads import Statements, run
 from wxhub.db.schema import data_version
@@ -15,18 +27,49 @@ from wxhub.db.schema import data_version
 _STATEMENTS = Statements()
 
 
+class ThreadConnections:
+    """One connection per thread, opened on first use, replaced once it is invalid."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._local = threading.local()
+
+    def get(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self.engine.connect()
+            if conn.dialect.name != "sqlite":
+                # Whatever engine the app was given (tests pass the job's): an open
+                # transaction on a kept connection would hold metadata locks for good.
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._local.conn = conn
+        return conn
+
+    def drop(self) -> None:
+        """Forget this thread's connection (closing it gives it back to the pool, or
+        discards it when it is invalid)."""
+        conn: Connection | None = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()
+
+
 def engine() -> Engine:
     return current_app.extensions["wxhub.engine"]  # type: ignore[no-any-return]
+
+
+def _connections() -> ThreadConnections:
+    return current_app.extensions["wxhub.connections"]  # type: ignore[no-any-return]
 
 
 def connection() -> Connection:
     """This request's connection."""
     conn: Connection | None = g.get("db_connection")
     if conn is None:
-        conn = g.db_connection = engine().connect()
-        # One transaction for the request: its data-version read and its page read the same
-        # snapshot (reads.run uses the DBAPI connection, which would not begin one itself).
-        conn.begin()
+        conn = _connections().get()
+        if conn.dialect.name == "sqlite":
+            conn.begin()  # one snapshot for the request (reads.run would not begin one)
+        g.db_connection = conn
     return conn
 
 
@@ -34,16 +77,39 @@ def current_data_version() -> int:
     """Bumped by every write of the job: what ETags and caches are keyed on."""
     version = g.get("data_version")
     if version is None:
-        conn = connection()
-        compiled = _STATEMENTS.get(conn, "version", lambda: select(data_version.c.version))
-        rows = run(conn, compiled, {})
+        try:
+            rows = _read_version(connection())
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            _end_request()
+            rows = _read_version(connection())
         version = g.data_version = int(rows[0][0] or 0) if rows else 0
     return int(version)
 
 
+def _read_version(conn: Connection) -> list[tuple[int]]:
+    compiled = _STATEMENTS.get(conn, "version", lambda: select(data_version.c.version))
+    return run(conn, compiled, {})  # type: ignore[return-value]
+
+
+def _end_request() -> None:
+    conn: Connection | None = g.pop("db_connection", None)
+    if conn is None:
+        return
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+    except DBAPIError:
+        _connections().drop()
+        return
+    if conn.invalidated or conn.closed:
+        _connections().drop()
+
+
 def register(app: Flask) -> None:
+    app.extensions["wxhub.connections"] = ThreadConnections(app.extensions["wxhub.engine"])
+
     @app.teardown_request
     def _close(_exc: BaseException | None) -> None:
-        conn: Connection | None = g.pop("db_connection", None)
-        if conn is not None:
-            conn.close()
+        _end_request()

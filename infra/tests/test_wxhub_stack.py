@@ -394,3 +394,24 @@ def test_a_ghcn_region_from_context_reaches_the_job_with_its_read_grant_only() -
         "s3://noaa-ghcn-pds/ghcnd-stations.txt",
     ]
     assert {"Name": "WXHUB_STATE", "Value": "IL"} in definition["Environment"]
+
+
+def test_the_healthy_hosts_alarm_fires_below_the_api_scaling_floor(either: Template) -> None:
+    (target,) = resources(either, "AWS::ApplicationAutoScaling::ScalableTarget").values()
+    healthy = resources(either, "AWS::CloudWatch::Alarm")[
+        only_logical_id(either, "AWS::CloudWatch::Alarm", "MonitoringApiHealthyHosts")
+    ]["Properties"]
+    assert healthy["Threshold"] == target["Properties"]["MinCapacity"]
+
+
+def test_the_silent_night_and_schedule_alarms_watch_this_environment(either: Template) -> None:
+    alarms = {
+        props["Properties"]["MetricName"]: props["Properties"]
+        for props in resources(either, "AWS::CloudWatch::Alarm").values()
+        if "MetricName" in props["Properties"]
+    }
+    schedule = only_logical_id(either, "AWS::Events::Rule", "IngestionJobSchedule")
+    assert alarms["FailedInvocations"]["Dimensions"] == [
+        {"Name": "RuleName", "Value": {"Ref": schedule}}
+    ]
+    assert alarms["RunsSucceeded"]["Namespace"].startswith("wxhub/")

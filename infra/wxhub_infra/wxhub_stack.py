@@ -93,8 +93,15 @@ class WxhubStack(Stack):
         network.allow_endpoints_from(api.service_security_group)
         network.allow_endpoints_from(job.security_group)
 
-        monitoring.watch_api(load_balancer=api.load_balancer, target_group=api.target_group)
+        monitoring.watch_api(
+            load_balancer=api.load_balancer,
+            target_group=api.target_group,
+            # The API's auto scaling floor (ApiService); test_wxhub_stack checks they agree.
+            min_healthy_hosts=1,
+        )
         monitoring.watch_job(cluster=cluster)
+        monitoring.watch_runs()
+        monitoring.watch_schedule(rule=job.schedule)
         monitoring.watch_database(instance=database.instance)
 
         api_host = settings.domain_name or api.load_balancer.load_balancer_dns_name

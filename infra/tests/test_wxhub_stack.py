@@ -317,7 +317,11 @@ def test_the_cluster_has_container_insights(dev: Template) -> None:
 def test_the_stacks_are_environment_agnostic_so_synthesis_needs_no_aws_access(
     dev: Template,
 ) -> None:
-    text = json.dumps(dev.to_json())
+    template = dev.to_json()
+    # The one table of every region (ELB's log delivery accounts) is about AWS, not this stack.
+    mappings = template.pop("Mappings")
+    assert [name for name in mappings if not name.startswith("AccessLogsElbLogAccounts")] == []
+    text = json.dumps(template)
     assert "us-east-1" not in text.replace(CERTIFICATE_ARN, "")
     assert not re.search(r"\b\d{12}\b", text.replace(CERTIFICATE_ARN, ""))
 
@@ -415,3 +419,47 @@ def test_the_silent_night_and_schedule_alarms_watch_this_environment(either: Tem
         {"Name": "RuleName", "Value": {"Ref": schedule}}
     ]
     assert alarms["RunsSucceeded"]["Namespace"].startswith("wxhub/")
+
+
+def test_the_load_balancer_is_behind_the_web_acl_and_logs_to_its_bucket(either: Template) -> None:
+    (association,) = resources(either, "AWS::WAFv2::WebACLAssociation").values()
+    alb = only_logical_id(either, "AWS::ElasticLoadBalancingV2::LoadBalancer", "ApiLoadBalancer")
+    assert association["Properties"]["ResourceArn"] == {"Ref": alb}
+    attributes = {
+        a["Key"]: a["Value"]
+        for a in resources(either, "AWS::ElasticLoadBalancingV2::LoadBalancer")[alb]["Properties"][
+            "LoadBalancerAttributes"
+        ]
+    }
+    log_bucket = only_logical_id(either, "AWS::S3::Bucket", "AccessLogsBucket")
+    assert attributes["access_logs.s3.bucket"] == {"Ref": log_bucket}
+
+
+def docs_setting(template: Template) -> str:
+    for task in resources(template, "AWS::ECS::TaskDefinition").values():
+        for container in task["Properties"]["ContainerDefinitions"]:
+            for variable in container.get("Environment", []):
+                if variable["Name"] == "WXHUB_API_DOCS":
+                    value: str = variable["Value"]
+                    return value
+    raise AssertionError("no container has WXHUB_API_DOCS")
+
+
+def test_prod_docs_for_allowed_cidrs_are_served_and_guarded_by_the_web_acl() -> None:
+    _, main = synth(
+        "prod",
+        imageTag="0a1b2c3",
+        certificateArn=CERTIFICATE_ARN,
+        apiDocsCidrs="203.0.113.0/24",
+    )
+    template = Template.from_stack(main)
+    assert docs_setting(template) == "on"
+    (acl,) = resources(template, "AWS::WAFv2::WebACL").values()
+    assert "DocsFromAllowedCidrs" in {rule["Name"] for rule in acl["Properties"]["Rules"]}
+    (ip_set,) = resources(template, "AWS::WAFv2::IPSet").values()
+    assert ip_set["Properties"]["Addresses"] == ["203.0.113.0/24"]
+
+
+def test_prod_without_allowed_cidrs_serves_no_docs_and_has_no_docs_rule(prod: Template) -> None:
+    assert docs_setting(prod) == "off"
+    prod.resource_count_is("AWS::WAFv2::IPSet", 0)

@@ -10,6 +10,7 @@ tag, where alarms go); they come from CDK context (``-c name=value``) and are me
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -85,6 +86,13 @@ class EnvironmentSettings:
     api_cpu_target_percent: int = 60
     api_requests_per_target_per_minute: int = 1000
     api_docs_public: bool = True
+    # With api_docs_public off: serve Swagger UI and the OpenAPI document anyway, but the web
+    # ACL answers 403 to any client outside these CIDRs (e.g. an office's "203.0.113.0/24").
+    api_docs_allowed_cidrs: tuple[str, ...] = ()
+    # --- the web ACL in front of the load balancer (AWS WAF) ---
+    # Requests one client IP may make in any 5 minutes before it is answered 403 for a while:
+    # 3000 is 10 a second, sustained, far above a person paging through the API.
+    api_requests_per_ip_per_5_minutes: int = 3000
     # --- ingestion job (scheduled Fargate task) ---
     job_cpu: int = 512
     job_memory_mib: int = 1024
@@ -144,8 +152,36 @@ class EnvironmentSettings:
                 f"certificateArn {self.certificate_arn!r} is not an ACM certificate ARN "
                 "(arn:aws:acm:<region>:<account>:certificate/<id>)"
             )
+        if not 10 <= self.api_requests_per_ip_per_5_minutes <= 2_000_000_000:
+            raise SettingsError(
+                f"api_requests_per_ip_per_5_minutes is {self.api_requests_per_ip_per_5_minutes}; "
+                "AWS WAF allows 10..2000000000"
+            )
+        self._check_docs_cidrs()
         self._check_job_sources()
         self._check_job_selection()
+
+    def _check_docs_cidrs(self) -> None:
+        """CIDRs the web ACL's IP sets accept, and only when they restrict something."""
+        _check_is_tuple("api_docs_allowed_cidrs", self.api_docs_allowed_cidrs)
+        if self.api_docs_allowed_cidrs and self.api_docs_public:
+            raise SettingsError(
+                "api_docs_allowed_cidrs restricts nothing while api_docs_public is on: "
+                "turn api_docs_public off to serve the docs to those CIDRs only"
+            )
+        for cidr in self.api_docs_allowed_cidrs:
+            try:
+                network = ipaddress.ip_network(cidr, strict=True)
+            except (TypeError, ValueError):
+                raise SettingsError(
+                    f"api_docs_allowed_cidrs: {cidr!r} is not a network in CIDR notation with "
+                    "no host bits set (e.g. 203.0.113.0/24, 2001:db8::/32, 198.51.100.7/32)"
+                ) from None
+            if network.prefixlen == 0:
+                raise SettingsError(
+                    f"api_docs_allowed_cidrs: {cidr!r} is everyone (AWS WAF refuses /0); "
+                    "set api_docs_public instead"
+                )
 
     def _check_job_sources(self) -> None:
         """The job reads something, and only what its task role will be allowed to read."""
@@ -204,6 +240,12 @@ class EnvironmentSettings:
     def log_retention(self) -> logs.RetentionDays:
         """How long every log group of this environment keeps its events."""
         return logs.RetentionDays[LOG_RETENTION_NAMES[self.log_retention_days]]
+
+    @property
+    def api_docs_served(self) -> bool:
+        """Whether the API serves Swagger UI and its OpenAPI document (WXHUB_API_DOCS): to
+        everyone, or to the allowed CIDRs, the web ACL turning everyone else away."""
+        return self.api_docs_public or bool(self.api_docs_allowed_cidrs)
 
     @property
     def main_stack_name(self) -> str:
@@ -287,6 +329,7 @@ CONTEXT_FIELDS = {
     "jobCountry": "job_country",
     "jobState": "job_state",
     "jobBbox": "job_bbox",
+    "apiDocsCidrs": "api_docs_allowed_cidrs",
 }
 
 
@@ -357,4 +400,5 @@ _CONTEXT_CONVERSIONS: dict[str, Callable[[str, Any], Any]] = {
     "jobCountry": _list,
     "jobState": _list,
     "jobBbox": _bbox,
+    "apiDocsCidrs": _list,
 }

@@ -12,6 +12,7 @@ from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
+from wxhub_infra.access_logs import AccessLogs
 from wxhub_infra.api_service import ApiService
 from wxhub_infra.database import Database
 from wxhub_infra.ingestion_job import CONTAINER_NAME as JOB_CONTAINER_NAME
@@ -19,6 +20,7 @@ from wxhub_infra.ingestion_job import IngestionJob
 from wxhub_infra.monitoring import Monitoring
 from wxhub_infra.network import Network
 from wxhub_infra.settings import EnvironmentSettings
+from wxhub_infra.waf import ApiFirewall
 
 # Synthesis must not fail for want of these (the registry stack, deployed first, needs
 # neither), but a deployment of this stack must: see _require.
@@ -76,6 +78,9 @@ class WxhubStack(Stack):
             log_group=monitoring.api_logs,
             certificate_arn=certificate_arn,
         )
+        # What reaches the API passes the web ACL first, and leaves a line in the access logs.
+        ApiFirewall(self, "Firewall", settings=settings, load_balancer=api.load_balancer)
+        AccessLogs(self, "AccessLogs", settings=settings).enable_on(api.load_balancer)
         job = IngestionJob(
             self,
             "IngestionJob",

@@ -329,3 +329,20 @@ def test_docs_cidrs_with_public_docs_are_rejected_as_restricting_nothing() -> No
 def test_a_rate_limit_waf_cannot_take_is_rejected(limit: int) -> None:
     with pytest.raises(SettingsError, match=r"AWS WAF allows 10\.\.2000000000"):
         EnvironmentSettings(name="x", api_requests_per_ip_per_5_minutes=limit)
+
+
+def test_prod_has_no_nat_gateway_and_reaches_aws_through_endpoints() -> None:
+    prod = settings_for("prod")
+    assert prod.nat_gateways == 0
+    assert prod.vpc_endpoints
+
+
+def test_no_nat_gateway_without_endpoints_is_rejected() -> None:
+    with pytest.raises(SettingsError, match="turn vpc_endpoints on"):
+        EnvironmentSettings(name="x", nat_gateways=0, vpc_endpoints=False)
+
+
+@pytest.mark.parametrize("count", [-1, 3])
+def test_a_nat_gateway_count_outside_0_to_2_is_rejected(count: int) -> None:
+    with pytest.raises(SettingsError, match=r"allowed 0\.\.2"):
+        EnvironmentSettings(name="x", nat_gateways=count, vpc_endpoints=True)

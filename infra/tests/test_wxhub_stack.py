@@ -12,7 +12,14 @@ from aws_cdk import App, Stack
 from aws_cdk.assertions import Annotations, Match, Template
 
 from app import build_app
-from tests.conftest import CERTIFICATE_ARN, egress_rules, ingress_rules, only_logical_id, resources
+from tests.conftest import (
+    CERTIFICATE_ARN,
+    egress_rules,
+    ingress_rules,
+    logical_id,
+    only_logical_id,
+    resources,
+)
 
 MAIN_OUTPUTS = {
     "ApiUrl",
@@ -267,7 +274,7 @@ def test_prod_is_multi_az_protected_private_docs_and_private_endpoints(prod: Tem
         "AWS::RDS::DBInstance",
         {"MultiAZ": True, "DeletionProtection": True, "BackupRetentionPeriod": 14},
     )
-    prod.resource_count_is("AWS::EC2::NatGateway", 2)
+    prod.resource_count_is("AWS::EC2::NatGateway", 0)
     prod.resource_count_is("AWS::EC2::VPCEndpoint", 5)
     prod.has_resource_properties(
         "AWS::ECS::TaskDefinition",
@@ -317,7 +324,7 @@ def test_the_cluster_has_container_insights(dev: Template) -> None:
 def test_the_stacks_are_environment_agnostic_so_synthesis_needs_no_aws_access(
     dev: Template,
 ) -> None:
-    template = dev.to_json()
+    template = dict(dev.to_json())
     # The one table of every region (ELB's log delivery accounts) is about AWS, not this stack.
     mappings = template.pop("Mappings")
     assert [name for name in mappings if not name.startswith("AccessLogsElbLogAccounts")] == []
@@ -463,3 +470,50 @@ def test_prod_docs_for_allowed_cidrs_are_served_and_guarded_by_the_web_acl() -> 
 def test_prod_without_allowed_cidrs_serves_no_docs_and_has_no_docs_rule(prod: Template) -> None:
     assert docs_setting(prod) == "off"
     prod.resource_count_is("AWS::WAFv2::IPSet", 0)
+
+
+def test_prod_tasks_have_no_route_to_the_internet_only_to_the_endpoints(prod: Template) -> None:
+    routes = resources(prod, "AWS::EC2::Route")
+    # The public subnets' route to the internet gateway (for the load balancer), nothing else.
+    assert len(routes) == 2
+    for route in routes.values():
+        assert "GatewayId" in route["Properties"]
+        assert "NatGatewayId" not in route["Properties"]
+    (s3,) = [
+        e["Properties"]
+        for e in resources(prod, "AWS::EC2::VPCEndpoint").values()
+        if e["Properties"]["VpcEndpointType"] == "Gateway"
+    ]
+    app_tables = {
+        logical_id(a["Properties"]["RouteTableId"])
+        for name, a in resources(prod, "AWS::EC2::SubnetRouteTableAssociation").items()
+        if "app" in name
+    }
+    assert len(app_tables) == 2
+    assert {logical_id(t) for t in s3["RouteTableIds"]} == app_tables
+
+
+def test_no_task_needs_an_aws_api_that_has_no_endpoint(either: Template) -> None:
+    # SSM Parameter Store would need its own endpoint without a NAT gateway (wxhub.config reads
+    # it only with WXHUB_SSM_PREFIX); every other call is to ECR, Logs, Secrets Manager or S3.
+    for task in resources(either, "AWS::ECS::TaskDefinition").values():
+        for container in task["Properties"]["ContainerDefinitions"]:
+            names = {v["Name"] for v in container.get("Environment", [])}
+            assert "WXHUB_SSM_PREFIX" not in names
+
+
+def test_prod_task_egress_is_https_and_mysql_only_with_no_route_beyond_aws(prod: Template) -> None:
+    # Security groups cannot name the S3 gateway endpoint (its prefix list id is not known to a
+    # region-agnostic template), so HTTPS stays open to any address; without a NAT gateway the
+    # route tables make that the endpoints and the S3 gateway, nothing on the internet.
+    api = group(prod, "ApiServiceSecurityGroup")
+    job = group(prod, "IngestionJobSecurityGroup")
+    database = group(prod, "DatabaseSecurityGroup")
+    task_rules = {rule for rule in egress_rules(prod) if rule[0] in (api, job)}
+    assert task_rules == {
+        (api, "tcp", 443, 443, "0.0.0.0/0"),
+        (api, "tcp", 3306, 3306, database),
+        (job, "tcp", 443, 443, "0.0.0.0/0"),
+        (job, "tcp", 3306, 3306, database),
+    }
+    prod.resource_count_is("AWS::EC2::NatGateway", 0)

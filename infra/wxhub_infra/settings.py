@@ -113,6 +113,8 @@ class EnvironmentSettings:
     # (min_lon, min_lat, max_lon, max_lat) in decimal degrees
     job_bbox: tuple[float, float, float, float] | None = None
     # --- network ---
+    # 0: the app subnets have no route to the internet at all, and the tasks reach AWS through
+    # the VPC endpoints only (vpc_endpoints must be on); see docs/deployment.md, "Egress".
     nat_gateways: int = 1
     vpc_endpoints: bool = False
     # --- observability ---
@@ -156,6 +158,15 @@ class EnvironmentSettings:
             raise SettingsError(
                 f"api_requests_per_ip_per_5_minutes is {self.api_requests_per_ip_per_5_minutes}; "
                 "AWS WAF allows 10..2000000000"
+            )
+        if not 0 <= self.nat_gateways <= 2:
+            raise SettingsError(
+                f"nat_gateways is {self.nat_gateways}; allowed 0..2 (at most one per AZ)"
+            )
+        if self.nat_gateways == 0 and not self.vpc_endpoints:
+            raise SettingsError(
+                "nat_gateways is 0 and vpc_endpoints is off: the tasks could reach neither ECR "
+                "nor CloudWatch Logs nor Secrets Manager (turn vpc_endpoints on)"
             )
         self._check_docs_cidrs()
         self._check_job_sources()
@@ -307,9 +318,11 @@ ENVIRONMENTS: dict[str, EnvironmentSettings] = {
         api_docs_public=False,
         job_cpu=1024,
         job_memory_mib=2048,
-        # One NAT gateway per AZ: egress survives the loss of one AZ, like the database.
-        nat_gateways=2,
-        # Image pulls, logs and the secret stay on the AWS network instead of the NAT path.
+        # No NAT gateway: every AWS API the tasks call has a VPC endpoint (ECR, Logs, Secrets
+        # Manager; S3 through the gateway endpoint), so the tasks have no path to the internet.
+        # A job reading NOAA's bucket then needs the stack in us-east-1 (a CloudFormation rule
+        # refuses any other region; see network.py).
+        nat_gateways=0,
         vpc_endpoints=True,
         log_retention_days=90,
     ),

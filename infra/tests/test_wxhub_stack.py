@@ -509,8 +509,11 @@ def test_prod_task_egress_is_https_and_mysql_only_with_no_route_beyond_aws(prod:
     api = group(prod, "ApiServiceSecurityGroup")
     job = group(prod, "IngestionJobSecurityGroup")
     database = group(prod, "DatabaseSecurityGroup")
+    endpoints = group(prod, "NetworkEndpointSecurityGroup")
     task_rules = {rule for rule in egress_rules(prod) if rule[0] in (api, job)}
     assert task_rules == {
+        (api, "tcp", 443, 443, endpoints),
+        (job, "tcp", 443, 443, endpoints),
         (api, "tcp", 443, 443, "0.0.0.0/0"),
         (api, "tcp", 3306, 3306, database),
         (job, "tcp", 443, 443, "0.0.0.0/0"),

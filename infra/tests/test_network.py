@@ -216,3 +216,14 @@ def test_the_region_rule_is_only_there_for_a_ghcn_job_without_nat(changes: dict[
     _, template = build(**changes)
     rules = template.to_json().get("Rules", {})
     assert [name for name in rules if name.startswith("NetworkGhcnBucket")] == []
+
+
+def test_turning_nat_gateways_on_or_off_keeps_every_subnet_in_place() -> None:
+    # Same logical ids and ranges: CloudFormation updates the subnets (tags, routes) instead of
+    # replacing them under the running tasks.
+    def subnets(nat_gateways: int) -> dict[str, Any]:
+        _, template = build(nat_gateways=nat_gateways, vpc_endpoints=True)
+        found = resources(template, "AWS::EC2::Subnet").items()
+        return {name: subnet["Properties"]["CidrBlock"] for name, subnet in found}
+
+    assert subnets(0) == subnets(1)

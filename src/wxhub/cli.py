@@ -22,6 +22,7 @@ from wxhub.db.engine import is_connection_failure, make_engine
 from wxhub.db.lock import job_lock
 from wxhub.db.retry import DatabaseUnavailable, with_retries
 from wxhub.db.tls import DatabaseTlsError
+from wxhub.db.users import ensure_users
 from wxhub.ingestion.formats import FORMATS, Format
 from wxhub.ingestion.selection import SelectionSpec
 from wxhub.ingestion.sources import SourceError, resolve, resolve_file
@@ -258,6 +259,12 @@ def migrate(settings: Settings) -> int:
             engine,
             lambda: migrate_schema(engine),
             what="migrating the schema",
+            budget_s=settings.db_retry_s,
+        )
+        with_retries(
+            engine,
+            lambda: ensure_users(engine, settings.db_users),
+            what="updating the database users",
             budget_s=settings.db_retry_s,
         )
     log.info("schema is up to date on %s", settings.database_url_safe)

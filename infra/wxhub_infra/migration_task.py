@@ -58,7 +58,7 @@ class MigrationTask(Construct):
         self.task_definition = ecs.FargateTaskDefinition(
             self,
             "TaskDefinition",
-            family=f"wxhub-{settings.name}-migrate",
+            family=settings.migration_family,
             cpu=CPU,
             memory_limit_mib=MEMORY_MIB,
         )

@@ -230,6 +230,11 @@ class EnvironmentSettings:
         """The job's task definition family: stable, so alarms and the deploy flow can name it."""
         return f"wxhub-{self.name}-job"
 
+    @property
+    def migration_family(self) -> str:
+        """The migration task's family (`wxhub migrate` with the master user's secret)."""
+        return f"wxhub-{self.name}-migrate"
+
 
 def _check_is_tuple(name: str, value: object) -> None:
     """A list setting given as one string would be read letter by letter."""

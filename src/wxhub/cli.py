@@ -20,6 +20,7 @@ from wxhub import __version__
 from wxhub.config import ConfigError, Settings, load_settings
 from wxhub.db.engine import is_connection_failure, make_engine
 from wxhub.db.lock import job_lock
+from wxhub.db.migrate import SchemaNotMigrated
 from wxhub.db.retry import DatabaseUnavailable, with_retries
 from wxhub.db.tls import DatabaseTlsError
 from wxhub.db.users import ensure_users
@@ -202,8 +203,9 @@ def _command(func: Callable[..., int]) -> Callable[..., None]:
 def _guarded(func: Callable[..., int], settings: Settings, **kwargs: Any) -> int:
     try:
         return func(settings, **kwargs)
-    # A TLS failure is a setting to fix (the CA bundle, WXHUB_DB_TLS), not an outage to wait out.
-    except (SourceError, DatabaseTlsError) as exc:
+    # A TLS failure is a setting to fix (the CA bundle, WXHUB_DB_TLS), not an outage to wait
+    # out; a schema behind the code is the migration task's to bring up, not the job's.
+    except (SourceError, DatabaseTlsError, SchemaNotMigrated) as exc:
         log.error("error: %s", exc, extra={"event": "error"})
         return EXIT_USAGE
     except DatabaseUnavailable as exc:

@@ -200,6 +200,27 @@ def test_the_job_user_runs_the_job_with_load_data_local(
     assert summary["records_updated"] == 1
 
 
+def test_a_job_user_on_a_schema_behind_the_code_says_to_run_the_migration_task(
+    tls_server: MariadbServer,
+    tls_database: str,
+    migrated: Users,
+    wxhub_in_process: Callable[..., Result],
+    tmp_path: Path,
+) -> None:
+    tls_server.execute(f"UPDATE {tls_database}.alembic_version SET version_num = '0005'")
+    write_station(tmp_path / "in", "USC00110072", [noaa_line("19850101", -22, -128, 94)])
+    env = user_env(tls_server, tls_database, migrated.job, migrated.job_password)
+
+    result = wxhub_in_process("run", str(tmp_path / "in"), env=env)
+
+    assert result.exit_code == 2
+    errors = [json.loads(line) for line in result.stdout.splitlines() if '"ERROR"' in line]
+    (error,) = errors
+    assert "the schema is at revision 0005 and this wxhub needs" in error["message"]
+    assert f"the database user {migrated.job} may not make" in error["message"]
+    assert "run `wxhub migrate` as the master user first" in error["message"]
+
+
 @pytest.mark.parametrize(
     "statement",
     [

@@ -27,7 +27,7 @@ from wxhub.db.engine import make_engine
 from wxhub.db.tls import DEFAULT_CA_FILE, RDS_CA_BUNDLE_URL, DbTls, tls_failure
 
 RDS_HOST = "wxhub-prod.abcdefghijkl.eu-west-1.rds.amazonaws.com"
-RDS_URL = f"mysql+pymysql://wxhub_api:pw@{RDS_HOST}:3306/wxhub"
+RDS_URL = f"mysql+pymysql://wxhub_api@{RDS_HOST}:3306/wxhub"
 
 
 @pytest.fixture(scope="module")

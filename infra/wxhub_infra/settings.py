@@ -74,8 +74,8 @@ class EnvironmentSettings:
     # Applies to the database and the load balancer: the two things a mistaken
     # `cdk destroy` must not take away.
     deletion_protection: bool = False
-    # Single-user rotation changes the password under running tasks, which read the secret
-    # only when they start; see docs/deployment.md before turning it on.
+    # Single-user rotation of the master secret, which only the one-off migration task reads
+    # (the API and the job log in as users of their own); see docs/deployment.md.
     db_secret_rotation: bool = False
     # --- API service (Fargate behind an ALB) ---
     api_cpu: int = 256

@@ -123,7 +123,7 @@ class MariadbServer:
             database=database or None,
         )
 
-    def admin(self) -> pymysql.connections.Connection:  # type: ignore[type-arg]
+    def admin(self) -> pymysql.connections.Connection:
         """root over the unix socket (secure transport by MariaDB's rules), autocommit."""
         return pymysql.connect(
             unix_socket=str(self.socket_path), user="root", autocommit=True, connect_timeout=5

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 
+import pymysql
 import pytest
 from click.testing import Result
 from sqlalchemy import text
@@ -102,19 +104,36 @@ def test_without_the_setting_the_image_bundle_is_the_ca() -> None:
     assert DbTls("verify").ca_file == DEFAULT_CA_FILE == "/etc/ssl/certs/rds-global-bundle.pem"
 
 
-def test_a_password_never_appears_in_a_tls_error() -> None:
-    url = make_url("mysql+pymysql://u:hunter22@db.example:3306/x")
-    failure = tls_failure(OperationalError_3159(), DbTls("off"), url)
+def test_mysqls_refusal_of_a_plain_connection_says_which_setting_to_change() -> None:
+    refusal = pymysql.err.OperationalError(3159, "insecure transport are prohibited")
+    url = make_url("mysql+pymysql://wxhub_api@db.example:3306/x")
+
+    failure = tls_failure(refusal, DbTls("off", decided_by="WXHUB_DB_TLS"), url)
 
     assert failure is not None
-    assert "hunter22" not in str(failure)
     assert "db.example:3306 refuses connections without TLS" in str(failure)
+    assert "set WXHUB_DB_TLS=verify" in str(failure)
 
 
-def OperationalError_3159() -> Exception:  # noqa: N802  (names the error it makes)
-    import pymysql  # noqa: PLC0415
+def test_a_certificate_for_another_name_says_to_connect_by_its_name() -> None:
+    mismatch = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    mismatch.verify_message = "Hostname mismatch, certificate is not valid for '10.0.0.5'."
+    error = pymysql.err.OperationalError(2003, "Can't connect to MySQL server")
+    error.original_exception = mismatch  # as PyMySQL keeps it
+    url = make_url("mysql+pymysql://wxhub_api@10.0.0.5:3306/x")
 
-    return pymysql.err.OperationalError(3159, "Connections using insecure transport are prohibited")
+    failure = tls_failure(error, DbTls("verify"), url)
+
+    assert failure is not None
+    assert "10.0.0.5:3306 presented a TLS certificate for another name" in str(failure)
+    assert "connect by the name the certificate carries" in str(failure)
+
+
+def test_other_connection_errors_are_not_tls_failures() -> None:
+    refused = pymysql.err.OperationalError(2003, "Can't connect (Connection refused)")
+    url = make_url("mysql+pymysql://wxhub_api@db.example:3306/x")
+
+    assert tls_failure(refused, DbTls("verify"), url) is None
 
 
 # --- a real server that requires TLS --------------------------------------------------------------

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from tests.conftest import noaa_line, write_station
+from tests.ghcn_files import stations_file, stations_line
 from tests.mariadb_server import MariadbServer
 from wxhub.api.app import create_app
 from wxhub.config import ConfigError, load_settings
@@ -198,6 +199,30 @@ def test_the_job_user_runs_the_job_with_load_data_local(
         assert "LOAD DATA LOCAL INFILE is refused" not in result.output
     summary = json.loads(second.stdout.splitlines()[-1])
     assert summary["records_updated"] == 1
+
+
+def test_the_job_user_loads_the_station_list_and_recomputes_every_year(
+    tls_server: MariadbServer,
+    tls_database: str,
+    migrated: Users,
+    wxhub_in_process: Callable[..., Result],
+    tmp_path: Path,
+) -> None:
+    station_list = tmp_path / "ghcnd-stations.txt"
+    station_list.write_bytes(
+        stations_file(
+            [stations_line("USC00110072", 40.0, -88.0, 200.0, "IL", "SOMEWHERE", "", "", "")]
+        )
+    )
+    write_station(tmp_path / "in", "USC00110072", [noaa_line("19850101", -22, -128, 94)])
+    env = user_env(tls_server, tls_database, migrated.job, migrated.job_password)
+
+    loaded = wxhub_in_process("stations", str(station_list), env=env)
+    run = wxhub_in_process("run", str(tmp_path / "in"), "--state", "IL", env=env)
+    full = wxhub_in_process("aggregate", "--full", env=env)
+
+    for result in (loaded, run, full):
+        assert result.exit_code == 0, result.output
 
 
 def test_a_job_user_on_a_schema_behind_the_code_says_to_run_the_migration_task(

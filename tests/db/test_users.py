@@ -1,8 +1,10 @@
 """Least privilege: ``wxhub migrate`` keeps a job user and an API user, and each can do its
 work and nothing more.
 
-On the tests' own MariaDB (tests/db/conftest.py): users are server-wide, so they are not made
-on the shared development server. Every test names its users uniquely.
+Each runs twice: on the tests' own MariaDB (tests/db/conftest.py, TLS required), and on the
+test server of the other database tests (``WXHUB_TEST_MYSQL_URL``; MySQL 8.4 in GitHub
+Actions, the engine RDS runs). Users are server-wide and that server is shared: every test
+names its users uniquely and drops them afterwards.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from tests.conftest import noaa_line, write_station
+from tests.conftest import mysql_server_url, noaa_line, write_station
 from tests.ghcn_files import stations_file, stations_line
 from tests.mariadb_server import MariadbServer
 from wxhub.api.app import create_app
@@ -52,23 +55,92 @@ class Users:
         }
 
 
+@dataclass(frozen=True)
+class Server:
+    """A server the user tests run on, with root's way in and the TLS its clients use."""
+
+    name: str
+    root_url: URL
+    tls_env: dict[str, str]
+    tls: DbTls
+    admin: Callable[[], Engine]
+
+    def url(self, user: str, password: str | None, database: str) -> URL:
+        return self.root_url.set(username=user, password=password, database=database)
+
+    def execute(self, *statements: str) -> None:
+        """Run ``statements`` as root."""
+        engine = self.admin()
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(text(statement))
+        engine.dispose()
+
+    def grants(self, user: str) -> list[str]:
+        engine = self.admin()
+        with engine.connect() as conn:
+            rows = conn.execute(text(f"SHOW GRANTS FOR '{user}'@'%'")).scalars().all()
+        engine.dispose()
+        return sorted(str(row) for row in rows)
+
+
+@pytest.fixture(params=["own MariaDB", "test server"])
+def server(request: pytest.FixtureRequest) -> Server:
+    """The tests' own MariaDB (TLS required, verified), and the test server of every other
+    database test (WXHUB_TEST_MYSQL_URL: MySQL 8.4 in GitHub Actions, the engine RDS runs),
+    without TLS: the grants must hold on both."""
+    if request.param == "own MariaDB":
+        own: MariadbServer = request.getfixturevalue("tls_server")
+        ca = str(own.certificates.ca)
+        return Server(
+            request.param,
+            own.url(),
+            {"WXHUB_DB_TLS": "verify", "WXHUB_DB_CA_FILE": ca},
+            DbTls("verify", ca),
+            lambda: make_engine(own.url(), tls=DbTls("verify", ca)),
+        )
+    root = mysql_server_url()
+    return Server(
+        request.param,
+        root,
+        {"WXHUB_DB_TLS": "off"},
+        DbTls("off"),
+        lambda: make_engine(root, tls=DbTls("off")),
+    )
+
+
 @pytest.fixture
-def users() -> Users:
+def database(server: Server) -> Iterator[str]:
+    """A fresh database on ``server``, dropped afterwards."""
+    name = f"wxhub_users_{uuid.uuid4().hex[:12]}"
+    server.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    yield name
+    server.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+@pytest.fixture
+def users(request: pytest.FixtureRequest) -> Iterator[Users]:
+    """Two users of unique names, dropped afterwards from the server the test used: users
+    are server-wide, and the test server is shared."""
     suffix = uuid.uuid4().hex[:8]
-    return Users(f"job_{suffix}", f"api_{suffix}", f"jobpw-{suffix}-Aa1", f"apipw-{suffix}-Bb2")
+    made = Users(f"job_{suffix}", f"api_{suffix}", f"jobpw-{suffix}-Aa1", f"apipw-{suffix}-Bb2")
+    yield made
+    if "server" in request.fixturenames:
+        server: Server = request.getfixturevalue("server")
+        server.execute(*(f"DROP USER IF EXISTS '{u}'@'%'" for u in (made.job, made.api)))
 
 
-def master_env(server: MariadbServer, database: str) -> dict[str, str]:
+def master_env(server: Server, database: str) -> dict[str, str]:
+    url = server.root_url.set(database=database)
     return {
-        "DATABASE_URL": server.url(database=database).render_as_string(hide_password=False),
-        "WXHUB_DB_TLS": "verify",
-        "WXHUB_DB_CA_FILE": str(server.certificates.ca),
+        "DATABASE_URL": url.render_as_string(hide_password=False),
+        **server.tls_env,
         "WXHUB_DB_RETRY_S": "0",
     }
 
 
-def user_env(server: MariadbServer, database: str, user: str, password: str) -> dict[str, str]:
-    url = server.url(user=user, password=password, database=database)
+def user_env(server: Server, database: str, user: str, password: str) -> dict[str, str]:
+    url = server.url(user, password, database)
     return {
         **master_env(server, database),
         "DATABASE_URL": url.render_as_string(hide_password=False),
@@ -77,27 +149,24 @@ def user_env(server: MariadbServer, database: str, user: str, password: str) -> 
 
 @pytest.fixture
 def migrated(
-    tls_server: MariadbServer,
-    tls_database: str,
+    server: Server,
+    database: str,
     users: Users,
     wxhub_in_process: Callable[..., Result],
 ) -> Users:
     """The database migrated by the master user, with both users made."""
-    result = wxhub_in_process(
-        "migrate", env={**master_env(tls_server, tls_database), **users.env()}
-    )
+    result = wxhub_in_process("migrate", env={**master_env(server, database), **users.env()})
     assert result.exit_code == 0, result.output
     return users
 
 
 @pytest.fixture
-def connect(tls_server: MariadbServer, tls_database: str) -> Iterator[Callable[[str, str], Engine]]:
-    """An engine logged in as a user, over verified TLS, disposed of afterwards."""
+def connect(server: Server, database: str) -> Iterator[Callable[[str, str], Engine]]:
+    """An engine logged in as a user, over the server's TLS, disposed of afterwards."""
     engines: list[Engine] = []
 
     def engine_for(user: str, password: str) -> Engine:
-        url = tls_server.url(user=user, password=password, database=tls_database)
-        engine = make_engine(url, tls=DbTls("verify", str(tls_server.certificates.ca)))
+        engine = make_engine(server.url(user, password, database), tls=server.tls)
         engines.append(engine)
         return engine
 
@@ -124,27 +193,21 @@ def refused(engine: Engine, statement: str) -> bool:
     return False
 
 
-def grants(server: MariadbServer, user: str) -> list[str]:
-    with server.admin() as conn, conn.cursor() as cursor:
-        cursor.execute(f"SHOW GRANTS FOR '{user}'@'%'")
-        return sorted(row[0] for row in cursor.fetchall())
-
-
 # --- the API user ---------------------------------------------------------------------------------
 
 
 def test_the_api_user_reads_what_the_api_serves(
     migrated: Users,
     connect: Callable[[str, str], Engine],
-    tls_server: MariadbServer,
-    tls_database: str,
+    server: Server,
+    database: str,
 ) -> None:
     api = connect(migrated.api, migrated.api_password)
     for table in (*API_TABLES, "alembic_version"):
         assert not refused(api, f"SELECT * FROM {table} LIMIT 1")
 
     client = create_app(
-        load_settings(user_env(tls_server, tls_database, migrated.api, migrated.api_password))
+        load_settings(user_env(server, database, migrated.api, migrated.api_password))
     ).test_client()
     assert client.get("/readyz").status_code == 200
     assert client.get("/api/weather?station_id=USC00110072").status_code == 200
@@ -179,15 +242,15 @@ def test_the_api_user_cannot_read_the_ledger(
 
 
 def test_the_job_user_runs_the_job_with_load_data_local(
-    tls_server: MariadbServer,
-    tls_database: str,
+    server: Server,
+    database: str,
     migrated: Users,
     wxhub_in_process: Callable[..., Result],
     tmp_path: Path,
 ) -> None:
     folder = tmp_path / "in"
     write_station(folder, "USC00110072", [noaa_line("19850101", -22, -128, 94)])
-    env = user_env(tls_server, tls_database, migrated.job, migrated.job_password)
+    env = user_env(server, database, migrated.job, migrated.job_password)
 
     first = wxhub_in_process("run", str(folder), env=env)
     # A second file of the same station goes through the staging (temporary) table.
@@ -202,8 +265,8 @@ def test_the_job_user_runs_the_job_with_load_data_local(
 
 
 def test_the_job_user_loads_the_station_list_and_recomputes_every_year(
-    tls_server: MariadbServer,
-    tls_database: str,
+    server: Server,
+    database: str,
     migrated: Users,
     wxhub_in_process: Callable[..., Result],
     tmp_path: Path,
@@ -215,7 +278,7 @@ def test_the_job_user_loads_the_station_list_and_recomputes_every_year(
         )
     )
     write_station(tmp_path / "in", "USC00110072", [noaa_line("19850101", -22, -128, 94)])
-    env = user_env(tls_server, tls_database, migrated.job, migrated.job_password)
+    env = user_env(server, database, migrated.job, migrated.job_password)
 
     loaded = wxhub_in_process("stations", str(station_list), env=env)
     run = wxhub_in_process("run", str(tmp_path / "in"), "--state", "IL", env=env)
@@ -226,15 +289,15 @@ def test_the_job_user_loads_the_station_list_and_recomputes_every_year(
 
 
 def test_a_job_user_on_a_schema_behind_the_code_says_to_run_the_migration_task(
-    tls_server: MariadbServer,
-    tls_database: str,
+    server: Server,
+    database: str,
     migrated: Users,
     wxhub_in_process: Callable[..., Result],
     tmp_path: Path,
 ) -> None:
-    tls_server.execute(f"UPDATE {tls_database}.alembic_version SET version_num = '0005'")
+    server.execute(f"UPDATE {database}.alembic_version SET version_num = '0005'")
     write_station(tmp_path / "in", "USC00110072", [noaa_line("19850101", -22, -128, 94)])
-    env = user_env(tls_server, tls_database, migrated.job, migrated.job_password)
+    env = user_env(server, database, migrated.job, migrated.job_password)
 
     result = wxhub_in_process("run", str(tmp_path / "in"), env=env)
 
@@ -253,7 +316,7 @@ def test_a_job_user_on_a_schema_behind_the_code_says_to_run_the_migration_task(
         "DROP TABLE weather_observations",
         "CREATE TABLE t (a INT)",
         "ALTER TABLE stations ADD COLUMN x INT",
-        "GRANT SELECT ON job_runs TO PUBLIC",
+        "GRANT SELECT ON job_runs TO CURRENT_USER",
         "SELECT * FROM mysql.user",
     ],
 )
@@ -267,24 +330,22 @@ def test_the_job_user_cannot_manage_users_or_change_the_schema(
 
 
 def test_migrating_twice_changes_no_grant(
-    tls_server: MariadbServer,
-    tls_database: str,
+    server: Server,
+    database: str,
     migrated: Users,
     wxhub_in_process: Callable[..., Result],
 ) -> None:
-    before = {user: grants(tls_server, user) for user in (migrated.job, migrated.api)}
+    before = {user: server.grants(user) for user in (migrated.job, migrated.api)}
 
-    again = wxhub_in_process(
-        "migrate", env={**master_env(tls_server, tls_database), **migrated.env()}
-    )
+    again = wxhub_in_process("migrate", env={**master_env(server, database), **migrated.env()})
 
     assert again.exit_code == 0, again.output
-    assert {user: grants(tls_server, user) for user in (migrated.job, migrated.api)} == before
+    assert {user: server.grants(user) for user in (migrated.job, migrated.api)} == before
 
 
 def test_a_new_password_takes_effect_at_the_next_migration(
-    tls_server: MariadbServer,
-    tls_database: str,
+    server: Server,
+    database: str,
     migrated: Users,
     wxhub_in_process: Callable[..., Result],
     connect: Callable[[str, str], Engine],
@@ -292,7 +353,7 @@ def test_a_new_password_takes_effect_at_the_next_migration(
     new_password = f"rotated-{uuid.uuid4().hex[:8]}"
     rotated = {**migrated.env(), "WXHUB_DB_API_PASSWORD": new_password}
 
-    result = wxhub_in_process("migrate", env={**master_env(tls_server, tls_database), **rotated})
+    result = wxhub_in_process("migrate", env={**master_env(server, database), **rotated})
 
     assert result.exit_code == 0
     assert not refused(connect(migrated.api, new_password), "SELECT 1")
@@ -302,21 +363,19 @@ def test_a_new_password_takes_effect_at_the_next_migration(
 
 
 def test_a_privilege_granted_by_hand_is_revoked(
-    tls_server: MariadbServer,
-    tls_database: str,
+    server: Server,
+    database: str,
     migrated: Users,
     wxhub_in_process: Callable[..., Result],
     connect: Callable[[str, str], Engine],
 ) -> None:
-    tls_server.execute(
-        f"GRANT INSERT ON {tls_database}.weather_observations TO '{migrated.api}'@'%'",
-        f"GRANT SELECT ON {tls_database}.job_runs TO '{migrated.api}'@'%'",
-        f"GRANT CREATE, DROP ON {tls_database}.* TO '{migrated.job}'@'%'",
+    server.execute(
+        f"GRANT INSERT ON {database}.weather_observations TO '{migrated.api}'@'%'",
+        f"GRANT SELECT ON {database}.job_runs TO '{migrated.api}'@'%'",
+        f"GRANT CREATE, DROP ON {database}.* TO '{migrated.job}'@'%'",
     )
 
-    result = wxhub_in_process(
-        "migrate", env={**master_env(tls_server, tls_database), **migrated.env()}
-    )
+    result = wxhub_in_process("migrate", env={**master_env(server, database), **migrated.env()})
 
     assert result.exit_code == 0, result.output
     api = connect(migrated.api, migrated.api_password)
@@ -328,14 +387,12 @@ def test_a_privilege_granted_by_hand_is_revoked(
 
 
 def test_the_passwords_are_never_logged(
-    tls_server: MariadbServer,
-    tls_database: str,
+    server: Server,
+    database: str,
     users: Users,
     wxhub_in_process: Callable[..., Result],
 ) -> None:
-    result = wxhub_in_process(
-        "migrate", env={**master_env(tls_server, tls_database), **users.env()}
-    )
+    result = wxhub_in_process("migrate", env={**master_env(server, database), **users.env()})
 
     assert result.exit_code == 0
     assert users.job in result.output  # said what it did

@@ -184,8 +184,9 @@ def test_a_job_task_stopping_with_a_non_zero_exit_code_notifies_the_topic(
     assert detail["clusterArn"] == [
         {"Fn::GetAtt": [only_logical_id(monitoring, "AWS::ECS::Cluster", "Cluster"), "Arn"]}
     ]
-    (prefix,) = detail["taskDefinitionArn"]
-    assert prefix["prefix"]["Fn::Join"][1][-1] == ":task-definition/wxhub-dev-job:"
+    families = [prefix["prefix"]["Fn::Join"][1][-1] for prefix in detail["taskDefinitionArn"]]
+    # the scheduled runs, and the migration task (a failed `wxhub migrate` is a failed job)
+    assert families == [":task-definition/wxhub-dev-job:", ":task-definition/wxhub-dev-migrate:"]
     assert [t["Arn"] for t in props["Targets"]] == [topic_ref(monitoring)]
 
 

@@ -31,6 +31,9 @@ MAIN_OUTPUTS = {
     "JobSecurityGroupId",
     "PrivateSubnetIds",
     "JobContainerName",
+    "MigrationTaskDefinitionArn",
+    "MigrationContainerName",
+    "MigrationSecurityGroupId",
 }
 
 
@@ -72,6 +75,7 @@ def designed_ingress(template: Template) -> set[tuple[Any, ...]]:
     alb = group(template, "ApiLoadBalancerSecurityGroup")
     api = group(template, "ApiServiceSecurityGroup")
     job = group(template, "IngestionJobSecurityGroup")
+    migration = group(template, "MigrationSecurityGroup")
     database = group(template, "DatabaseSecurityGroup")
     return {
         (alb, "tcp", 443, 443, "0.0.0.0/0"),
@@ -79,6 +83,7 @@ def designed_ingress(template: Template) -> set[tuple[Any, ...]]:
         (api, "tcp", 8000, 8000, alb),
         (database, "tcp", 3306, 3306, api),
         (database, "tcp", 3306, 3306, job),
+        (database, "tcp", 3306, 3306, migration),
     }
 
 
@@ -90,9 +95,11 @@ def test_prod_adds_only_https_from_the_task_groups_to_the_endpoints(prod: Templa
     endpoints = group(prod, "NetworkEndpointSecurityGroup")
     api = group(prod, "ApiServiceSecurityGroup")
     job = group(prod, "IngestionJobSecurityGroup")
+    migration = group(prod, "MigrationSecurityGroup")
     assert ingress_rules(prod) == designed_ingress(prod) | {
         (endpoints, "tcp", 443, 443, api),
         (endpoints, "tcp", 443, 443, job),
+        (endpoints, "tcp", 443, 443, migration),
     }
 
 
@@ -100,6 +107,7 @@ def test_outbound_rules_are_exactly_those_the_traffic_needs(dev: Template) -> No
     alb = group(dev, "ApiLoadBalancerSecurityGroup")
     api = group(dev, "ApiServiceSecurityGroup")
     job = group(dev, "IngestionJobSecurityGroup")
+    migration = group(dev, "MigrationSecurityGroup")
     database = group(dev, "DatabaseSecurityGroup")
     assert egress_rules(dev) == {
         (alb, "tcp", 8000, 8000, api),
@@ -107,6 +115,8 @@ def test_outbound_rules_are_exactly_those_the_traffic_needs(dev: Template) -> No
         (api, "tcp", 3306, 3306, database),
         (job, "tcp", 443, 443, "0.0.0.0/0"),
         (job, "tcp", 3306, 3306, database),
+        (migration, "tcp", 443, 443, "0.0.0.0/0"),
+        (migration, "tcp", 3306, 3306, database),
         (database, "icmp", 252, 86, "255.255.255.255/32"),  # CDK's marker for "none"
     }
 
@@ -116,10 +126,12 @@ def test_no_ipv6_rule_exists(either: Template) -> None:
 
 
 # Every IAM statement of a main stack, dev or prod: the execution roles of the API and the job
-# (4 each: pull the image, log in to ECR, write logs, read the secret), the job's task role
-# (read the raw bucket), the schedule's role (4: run the task, tag it, pass its two roles) and
-# the flow log's role (1). A change is a grant added or removed: review it, then count again.
-IAM_STATEMENTS = 14
+# (4 each: pull the image, log in to ECR, write logs, read its own database secret), the
+# migration task's execution role (6: the same, reading three secrets: the master's, the job's
+# and the API's), the job's task role (read the raw bucket), the schedule's role (4: run the
+# task, tag it, pass its two roles) and the flow log's role (1). A change is a grant added or
+# removed: review it, then count again.
+IAM_STATEMENTS = 20
 
 
 def policy_statements(template: Template) -> Iterator[dict[str, Any]]:
@@ -177,11 +189,11 @@ def test_every_role_is_for_one_service_of_this_stack(either: Template) -> None:
     }
 
 
-def test_both_containers_run_the_image_tag_from_the_environment_repository(
+def test_every_container_runs_the_image_tag_from_the_environment_repository(
     dev: Template,
 ) -> None:
     tasks = resources(dev, "AWS::ECS::TaskDefinition")
-    assert len(tasks) == 2, "the API's and the job's"
+    assert len(tasks) == 3, "the API's, the job's and the migration's"
     images = set()
     for task in tasks.values():
         (definition,) = task["Properties"]["ContainerDefinitions"]
@@ -190,23 +202,79 @@ def test_both_containers_run_the_image_tag_from_the_environment_repository(
     assert images.pop().endswith('"/wxhub-dev:0a1b2c3"]]}')
 
 
-def test_both_containers_read_the_database_secret_attached_to_the_instance(
+def secret_fields(template: Template, prefix: str) -> dict[str, list[Any]]:
+    """Variable -> [secret reference, ':field::'] of the task definition starting ``prefix``."""
+    task = resources(template, "AWS::ECS::TaskDefinition")[
+        only_logical_id(template, "AWS::ECS::TaskDefinition", prefix)
+    ]
+    (definition,) = task["Properties"]["ContainerDefinitions"]
+    return {s["Name"]: s["ValueFrom"]["Fn::Join"][1] for s in definition["Secrets"]}
+
+
+def db_fields(attachment: str) -> dict[str, list[Any]]:
+    return {
+        "DB_HOST": [{"Ref": attachment}, ":host::"],
+        "DB_PORT": [{"Ref": attachment}, ":port::"],
+        "DB_USER": [{"Ref": attachment}, ":username::"],
+        "DB_PASSWORD": [{"Ref": attachment}, ":password::"],
+        "DB_NAME": [{"Ref": attachment}, ":dbname::"],
+    }
+
+
+def attachment(template: Template, prefix: str) -> str:
+    return only_logical_id(template, "AWS::SecretsManager::SecretTargetAttachment", prefix)
+
+
+def test_the_api_and_the_job_each_log_in_with_their_own_secret_only(dev: Template) -> None:
+    api, job = attachment(dev, "DatabaseApiCredentials"), attachment(dev, "DatabaseJobCredentials")
+    assert secret_fields(dev, "ApiTaskDefinition") == db_fields(api)
+    assert secret_fields(dev, "IngestionJobTaskDefinition") == db_fields(job)
+
+
+def test_only_the_migration_task_has_the_master_secret_and_it_keeps_both_users(
     dev: Template,
 ) -> None:
-    attachment = only_logical_id(
-        dev, "AWS::SecretsManager::SecretTargetAttachment", "DatabaseCredentialsAttachment"
-    )
-    tasks = resources(dev, "AWS::ECS::TaskDefinition")
-    assert len(tasks) == 2, "the API's and the job's"
-    for task in tasks.values():
-        (definition,) = task["Properties"]["ContainerDefinitions"]
-        assert {s["Name"]: s["ValueFrom"]["Fn::Join"][1] for s in definition["Secrets"]} == {
-            "DB_HOST": [{"Ref": attachment}, ":host::"],
-            "DB_PORT": [{"Ref": attachment}, ":port::"],
-            "DB_USER": [{"Ref": attachment}, ":username::"],
-            "DB_PASSWORD": [{"Ref": attachment}, ":password::"],
-            "DB_NAME": [{"Ref": attachment}, ":dbname::"],
-        }
+    master = attachment(dev, "DatabaseCredentialsAttachment")
+    job, api = attachment(dev, "DatabaseJobCredentials"), attachment(dev, "DatabaseApiCredentials")
+    assert secret_fields(dev, "MigrationTaskDefinition") == {
+        **db_fields(master),
+        "WXHUB_DB_JOB_USER": [{"Ref": job}, ":username::"],
+        "WXHUB_DB_JOB_PASSWORD": [{"Ref": job}, ":password::"],
+        "WXHUB_DB_API_USER": [{"Ref": api}, ":username::"],
+        "WXHUB_DB_API_PASSWORD": [{"Ref": api}, ":password::"],
+    }
+    # and only its execution role may read the master secret
+    readers = [
+        policy["Properties"]["Roles"]
+        for policy in resources(dev, "AWS::IAM::Policy").values()
+        if {"Ref": master}
+        in [s["Resource"] for s in policy["Properties"]["PolicyDocument"]["Statement"]]
+    ]
+    role = only_logical_id(dev, "AWS::IAM::Role", "MigrationTaskDefinitionExecutionRole")
+    assert readers == [[{"Ref": role}]]
+
+
+def test_each_execution_role_reads_exactly_the_secrets_of_its_task(dev: Template) -> None:
+    master = attachment(dev, "DatabaseCredentialsAttachment")
+    job, api = attachment(dev, "DatabaseJobCredentials"), attachment(dev, "DatabaseApiCredentials")
+    expected = {
+        "ApiTaskDefinitionExecutionRole": [api],
+        "IngestionJobTaskDefinitionExecutionRole": [job],
+        "MigrationTaskDefinitionExecutionRole": [master, job, api],
+    }
+    for prefix, secrets in expected.items():
+        role = only_logical_id(dev, "AWS::IAM::Role", prefix)
+        (policy,) = [
+            p
+            for p in resources(dev, "AWS::IAM::Policy").values()
+            if p["Properties"]["Roles"] == [{"Ref": role}]
+        ]
+        read = [
+            s["Resource"]["Ref"]
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+            if "secretsmanager:GetSecretValue" in s["Action"]
+        ]
+        assert read == secrets, prefix
 
 
 def test_metrics_go_to_the_namespace_of_the_environment(prod: Template) -> None:
@@ -248,6 +316,13 @@ def test_the_outputs_name_what_the_deploy_flow_needs(dev: Template) -> None:
     }
     assert outputs["ClusterName"]["Value"] == {
         "Ref": only_logical_id(dev, "AWS::ECS::Cluster", "Cluster")
+    }
+    assert outputs["MigrationContainerName"]["Value"] == "migrate"
+    assert outputs["MigrationTaskDefinitionArn"]["Value"] == {
+        "Ref": only_logical_id(dev, "AWS::ECS::TaskDefinition", "MigrationTaskDefinition")
+    }
+    assert outputs["MigrationSecurityGroupId"]["Value"] == {
+        "Fn::GetAtt": [group(dev, "MigrationSecurityGroup"), "GroupId"]
     }
     assert outputs["ApiServiceName"]["Value"] == {
         "Fn::GetAtt": [only_logical_id(dev, "AWS::ECS::Service", "ApiService"), "Name"]

@@ -185,18 +185,22 @@ class Monitoring(Construct):
         """Alarms on the job: database connectivity, and any run that stops badly.
 
         ECS reports every task stop as an event; the job's failures are the stops of a task of
-        its family (scheduled runs, shards, and the deploy's one-off `wxhub migrate` alike) with
-        a non-zero container exit code, or that never started (no exit code at all).
+        its family (scheduled runs, shards) or of the migration task's (the deploy's one-off
+        `wxhub migrate`, which logs to the job's log group) with a non-zero container exit
+        code, or that never started (no exit code at all).
         """
         self.job_db_connection_failures = self._db_connection_failures_alarm("job")
         stack = Stack.of(self)
-        family_arn_prefix = (
-            f"arn:{stack.partition}:ecs:{stack.region}:{stack.account}:"
-            f"task-definition/{self._settings.job_family}:"
-        )
+        family_arn_prefixes = [
+            {
+                "prefix": f"arn:{stack.partition}:ecs:{stack.region}:{stack.account}:"
+                f"task-definition/{family}:"
+            }
+            for family in (self._settings.job_family, self._settings.migration_family)
+        ]
         stopped_job = {
             "clusterArn": [cluster.cluster_arn],
-            "taskDefinitionArn": [{"prefix": family_arn_prefix}],
+            "taskDefinitionArn": family_arn_prefixes,
             "lastStatus": ["STOPPED"],
         }
         target = events_targets.SnsTopic(self.topic)

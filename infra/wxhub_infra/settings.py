@@ -75,8 +75,8 @@ class EnvironmentSettings:
     # Applies to the database and the load balancer: the two things a mistaken
     # `cdk destroy` must not take away.
     deletion_protection: bool = False
-    # Single-user rotation changes the password under running tasks, which read the secret
-    # only when they start; see docs/deployment.md before turning it on.
+    # Single-user rotation of the master secret, which only the one-off migration task reads
+    # (the API and the job log in as users of their own); see docs/deployment.md.
     db_secret_rotation: bool = False
     # --- API service (Fargate behind an ALB) ---
     api_cpu: int = 256
@@ -282,6 +282,11 @@ class EnvironmentSettings:
     def job_family(self) -> str:
         """The job's task definition family: stable, so alarms and the deploy flow can name it."""
         return f"wxhub-{self.name}-job"
+
+    @property
+    def migration_family(self) -> str:
+        """The migration task's family (`wxhub migrate` with the master user's secret)."""
+        return f"wxhub-{self.name}-migrate"
 
 
 def _check_is_tuple(name: str, value: object) -> None:

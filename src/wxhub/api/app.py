@@ -142,7 +142,7 @@ def _api_engine(settings: Settings) -> Engine:
         connect_args["connect_timeout"] = API_DB_CONNECT_TIMEOUT_S
         connect_args["read_timeout"] = API_DB_READ_TIMEOUT_S
         connect_args["write_timeout"] = API_DB_READ_TIMEOUT_S
-    return make_engine(settings.database_url, connect_args=connect_args)
+    return make_engine(settings.database_url, tls=settings.db_tls, connect_args=connect_args)
 
 
 def _register_request_id_and_access_log(app: Flask) -> None:

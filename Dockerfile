@@ -61,6 +61,13 @@ RUN groupadd --system --gid "${APP_GID}" wxhub \
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --find-links=/wheels /wheels/wxhub-*.whl
 
+# The RDS CA bundle (every region's RDS certificate authorities), where wxhub.db.tls looks by
+# default (WXHUB_DB_CA_FILE): the app verifies the database's certificate against it, the
+# default for an RDS host. Fetched over HTTPS from AWS's trust store at build time, so a rebuild
+# picks up the CAs AWS adds; readable by the app user, owned by root.
+ADD --chmod=644 https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem \
+    /etc/ssl/certs/rds-global-bundle.pem
+
 # The working directory belongs to the app user: without any database setting the app falls
 # back to ./wxhub.db (SQLite), which must be writable for a quick `docker run` on a laptop.
 WORKDIR /app

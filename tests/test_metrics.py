@@ -161,7 +161,7 @@ def test_the_job_summary_carries_rows_ingested_rejected_files_failed_and_duratio
     assert summary["_aws"]["CloudWatchMetrics"][0]["Namespace"] == NAMESPACE
 
 
-def test_aggregate_alone_reports_only_its_duration(
+def test_aggregate_alone_reports_its_duration_and_one_run_succeeded(
     wxhub_in_process: Callable[..., Result], tmp_path: Path
 ) -> None:
     result = wxhub_in_process(
@@ -170,7 +170,44 @@ def test_aggregate_alone_reports_only_its_duration(
 
     assert result.exit_code == 0, result.output
     (summary,) = emf_lines(json_lines(result.stdout))
-    assert set(assert_valid_emf(summary)) == {"RunDurationSeconds"}
+    assert assert_valid_emf(summary) == {
+        "RunDurationSeconds": (summary["duration_s"], "Seconds"),
+        "RunsSucceeded": (1, "Count"),
+    }
+
+
+def test_a_run_that_succeeds_counts_one_run_succeeded(
+    wxhub_in_process: Callable[..., Result], tmp_path: Path
+) -> None:
+    write_station(tmp_path / "in", "USC00000001", LINES)
+
+    result = wxhub_in_process(
+        "run", str(tmp_path / "in"), env={"DATABASE_URL": f"sqlite:///{tmp_path}/x.db", **EMF_ON}
+    )
+
+    assert result.exit_code == 0, result.output
+    (summary,) = emf_lines(json_lines(result.stdout))
+    assert assert_valid_emf(summary)["RunsSucceeded"] == (1, "Count")
+    assert summary["status"] == "succeeded"
+
+
+def test_a_failed_run_and_an_ingest_alone_count_no_run_succeeded(
+    wxhub_in_process: Callable[..., Result], tmp_path: Path
+) -> None:
+    # The silent-night alarm must not be fed by a run that failed, nor by an ingest whose data
+    # is not aggregated (served) yet.
+    write_station(tmp_path / "in", "USC00000001", LINES)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "USC00000002.txt.gz").write_bytes(b"not gzip")
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/x.db", **EMF_ON}
+
+    failed = wxhub_in_process("run", str(tmp_path / "bad"), env=env)
+    ingested = wxhub_in_process("ingest", str(tmp_path / "in"), env=env)
+
+    assert (failed.exit_code, ingested.exit_code) == (1, 0), failed.output + ingested.output
+    for result in (failed, ingested):
+        (summary,) = emf_lines(json_lines(result.stdout))
+        assert "RunsSucceeded" not in assert_valid_emf(summary)
 
 
 def test_without_wxhub_metrics_no_job_line_carries_emf(

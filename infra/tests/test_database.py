@@ -74,6 +74,32 @@ def test_the_parameter_group_allows_load_data_local_infile(dev_db: Template) -> 
     assert instance(dev_db)["Properties"]["DBParameterGroupName"] == {"Ref": group}
 
 
+def test_the_parameter_group_refuses_connections_without_tls(dev_db: Template) -> None:
+    dev_db.has_resource_properties(
+        "AWS::RDS::DBParameterGroup",
+        {"Parameters": Match.object_like({"require_secure_transport": "1"})},
+    )
+
+
+@pytest.mark.parametrize(("construct", "username"), [("Job", "wxhub_job"), ("Api", "wxhub_api")])
+def test_the_job_and_the_api_users_have_generated_secrets_of_their_own(
+    dev_db: Template, construct: str, username: str
+) -> None:
+    secret = only_logical_id(
+        dev_db, "AWS::SecretsManager::Secret", f"Database{construct}Credentials"
+    )
+    props = resources(dev_db, "AWS::SecretsManager::Secret")[secret]["Properties"]
+    assert props["GenerateSecretString"]["GenerateStringKey"] == "password"
+    assert props["GenerateSecretString"]["SecretStringTemplate"] == (
+        f'{{"username":"{username}","dbname":"wxhub"}}'
+    )
+    # attached, so the secret also holds the instance's host and port, as the master's does
+    dev_db.has_resource_properties(
+        "AWS::SecretsManager::SecretTargetAttachment",
+        {"SecretId": {"Ref": secret}, "TargetType": "AWS::RDS::DBInstance"},
+    )
+
+
 def test_storage_is_encrypted_gp3_and_grows_by_itself(dev_db: Template) -> None:
     props = instance(dev_db)["Properties"]
     assert props["StorageEncrypted"] is True

@@ -160,3 +160,70 @@ def test_the_app_subnet_ids_are_the_two_private_subnets(
 ) -> None:
     network, _ = with_endpoints
     assert len(network.app_subnet_ids) == 2
+
+
+@pytest.fixture(scope="module")
+def without_nat() -> Template:
+    return build(nat_gateways=0, vpc_endpoints=True)[1]
+
+
+def test_without_nat_gateways_the_app_subnets_are_isolated_with_no_route_out(
+    without_nat: Template,
+) -> None:
+    without_nat.resource_count_is("AWS::EC2::NatGateway", 0)
+    assert subnet_names(without_nat).count("app") == 2
+    routes = resources(without_nat, "AWS::EC2::Route")
+    assert len(routes) == 2, "the public subnets' default routes to the internet gateway only"
+    for name in routes:
+        assert "public" in name
+    for subnet_id, subnet in resources(without_nat, "AWS::EC2::Subnet").items():
+        tags = {t["Key"]: t["Value"] for t in subnet["Properties"]["Tags"]}
+        if tags["aws-cdk:subnet-name"] == "app":
+            assert tags["aws-cdk:subnet-type"] == "Isolated", subnet_id
+
+
+def test_without_nat_gateways_the_s3_gateway_and_every_interface_endpoint_remain(
+    without_nat: Template,
+) -> None:
+    kinds = sorted(
+        e["Properties"]["VpcEndpointType"]
+        for e in resources(without_nat, "AWS::EC2::VPCEndpoint").values()
+    )
+    assert kinds == ["Gateway", "Interface", "Interface", "Interface", "Interface"]
+
+
+def test_without_nat_a_ghcn_job_is_refused_outside_us_east_1_by_a_template_rule() -> None:
+    _, template = build(
+        nat_gateways=0,
+        vpc_endpoints=True,
+        ghcn_sources=("s3://noaa-ghcn-pds/csv.gz/by_station/",),
+    )
+    rules = template.to_json()["Rules"]
+    (rule,) = [r for name, r in rules.items() if name.startswith("NetworkGhcnBucket")]
+    (assertion,) = rule["Assertions"]
+    assert assertion["Assert"] == {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]}
+    assert "noaa-ghcn-pds" in assertion["AssertDescription"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"nat_gateways": 0, "vpc_endpoints": True},
+        {"nat_gateways": 1, "ghcn_sources": ("s3://noaa-ghcn-pds/csv.gz/by_station/",)},
+    ],
+)
+def test_the_region_rule_is_only_there_for_a_ghcn_job_without_nat(changes: dict[str, Any]) -> None:
+    _, template = build(**changes)
+    rules = template.to_json().get("Rules", {})
+    assert [name for name in rules if name.startswith("NetworkGhcnBucket")] == []
+
+
+def test_turning_nat_gateways_on_or_off_keeps_every_subnet_in_place() -> None:
+    # Same logical ids and ranges: CloudFormation updates the subnets (tags, routes) instead of
+    # replacing them under the running tasks.
+    def subnets(nat_gateways: int) -> dict[str, Any]:
+        _, template = build(nat_gateways=nat_gateways, vpc_endpoints=True)
+        found = resources(template, "AWS::EC2::Subnet").items()
+        return {name: subnet["Properties"]["CidrBlock"] for name, subnet in found}
+
+    assert subnets(0) == subnets(1)

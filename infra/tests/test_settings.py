@@ -287,3 +287,62 @@ def test_names_derive_from_the_environment() -> None:
     assert dev.repository_name == "wxhub-dev"
     assert dev.metrics_namespace == "wxhub/dev"
     assert dev.job_family == "wxhub-dev-job"
+
+
+def test_docs_are_served_when_public_or_to_allowed_cidrs_and_off_otherwise() -> None:
+    assert settings_for("dev").api_docs_served
+    assert not settings_for("prod").api_docs_served
+    restricted = EnvironmentSettings(
+        name="x", api_docs_public=False, api_docs_allowed_cidrs=("203.0.113.0/24",)
+    )
+    assert restricted.api_docs_served
+
+
+def test_context_gives_the_docs_cidrs_comma_separated() -> None:
+    settings = settings_from_context(
+        {"env": "prod", "apiDocsCidrs": "203.0.113.0/24, 2001:db8::/32"}
+    )
+    assert settings.api_docs_allowed_cidrs == ("203.0.113.0/24", "2001:db8::/32")
+
+
+@pytest.mark.parametrize(
+    ("cidrs", "message"),
+    [
+        (("203.0.113.5/24",), "no host bits set"),
+        (("not-a-network",), "not a network in CIDR notation"),
+        (("0.0.0.0/0",), "is everyone"),
+        (("::/0",), "is everyone"),
+        ("203.0.113.0/24", "give a tuple"),
+    ],
+)
+def test_bad_docs_cidrs_are_rejected_with_what_is_allowed(cidrs: Any, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        EnvironmentSettings(name="x", api_docs_public=False, api_docs_allowed_cidrs=cidrs)
+
+
+def test_docs_cidrs_with_public_docs_are_rejected_as_restricting_nothing() -> None:
+    with pytest.raises(SettingsError, match="restricts nothing while api_docs_public is on"):
+        EnvironmentSettings(name="x", api_docs_allowed_cidrs=("203.0.113.0/24",))
+
+
+@pytest.mark.parametrize("limit", [9, 2_000_000_001])
+def test_a_rate_limit_waf_cannot_take_is_rejected(limit: int) -> None:
+    with pytest.raises(SettingsError, match=r"AWS WAF allows 10\.\.2000000000"):
+        EnvironmentSettings(name="x", api_requests_per_ip_per_5_minutes=limit)
+
+
+def test_prod_has_no_nat_gateway_and_reaches_aws_through_endpoints() -> None:
+    prod = settings_for("prod")
+    assert prod.nat_gateways == 0
+    assert prod.vpc_endpoints
+
+
+def test_no_nat_gateway_without_endpoints_is_rejected() -> None:
+    with pytest.raises(SettingsError, match="turn vpc_endpoints on"):
+        EnvironmentSettings(name="x", nat_gateways=0, vpc_endpoints=False)
+
+
+@pytest.mark.parametrize("count", [-1, 3])
+def test_a_nat_gateway_count_outside_0_to_2_is_rejected(count: int) -> None:
+    with pytest.raises(SettingsError, match=r"allowed 0\.\.2"):
+        EnvironmentSettings(name="x", nat_gateways=count, vpc_endpoints=True)

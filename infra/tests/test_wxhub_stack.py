@@ -12,7 +12,14 @@ from aws_cdk import App, Stack
 from aws_cdk.assertions import Annotations, Match, Template
 
 from app import build_app
-from tests.conftest import CERTIFICATE_ARN, egress_rules, ingress_rules, only_logical_id, resources
+from tests.conftest import (
+    CERTIFICATE_ARN,
+    egress_rules,
+    ingress_rules,
+    logical_id,
+    only_logical_id,
+    resources,
+)
 
 MAIN_OUTPUTS = {
     "ApiUrl",
@@ -24,6 +31,9 @@ MAIN_OUTPUTS = {
     "JobSecurityGroupId",
     "PrivateSubnetIds",
     "JobContainerName",
+    "MigrationTaskDefinitionArn",
+    "MigrationContainerName",
+    "MigrationSecurityGroupId",
 }
 
 
@@ -65,6 +75,7 @@ def designed_ingress(template: Template) -> set[tuple[Any, ...]]:
     alb = group(template, "ApiLoadBalancerSecurityGroup")
     api = group(template, "ApiServiceSecurityGroup")
     job = group(template, "IngestionJobSecurityGroup")
+    migration = group(template, "MigrationSecurityGroup")
     database = group(template, "DatabaseSecurityGroup")
     return {
         (alb, "tcp", 443, 443, "0.0.0.0/0"),
@@ -72,6 +83,7 @@ def designed_ingress(template: Template) -> set[tuple[Any, ...]]:
         (api, "tcp", 8000, 8000, alb),
         (database, "tcp", 3306, 3306, api),
         (database, "tcp", 3306, 3306, job),
+        (database, "tcp", 3306, 3306, migration),
     }
 
 
@@ -83,9 +95,11 @@ def test_prod_adds_only_https_from_the_task_groups_to_the_endpoints(prod: Templa
     endpoints = group(prod, "NetworkEndpointSecurityGroup")
     api = group(prod, "ApiServiceSecurityGroup")
     job = group(prod, "IngestionJobSecurityGroup")
+    migration = group(prod, "MigrationSecurityGroup")
     assert ingress_rules(prod) == designed_ingress(prod) | {
         (endpoints, "tcp", 443, 443, api),
         (endpoints, "tcp", 443, 443, job),
+        (endpoints, "tcp", 443, 443, migration),
     }
 
 
@@ -93,6 +107,7 @@ def test_outbound_rules_are_exactly_those_the_traffic_needs(dev: Template) -> No
     alb = group(dev, "ApiLoadBalancerSecurityGroup")
     api = group(dev, "ApiServiceSecurityGroup")
     job = group(dev, "IngestionJobSecurityGroup")
+    migration = group(dev, "MigrationSecurityGroup")
     database = group(dev, "DatabaseSecurityGroup")
     assert egress_rules(dev) == {
         (alb, "tcp", 8000, 8000, api),
@@ -100,6 +115,8 @@ def test_outbound_rules_are_exactly_those_the_traffic_needs(dev: Template) -> No
         (api, "tcp", 3306, 3306, database),
         (job, "tcp", 443, 443, "0.0.0.0/0"),
         (job, "tcp", 3306, 3306, database),
+        (migration, "tcp", 443, 443, "0.0.0.0/0"),
+        (migration, "tcp", 3306, 3306, database),
         (database, "icmp", 252, 86, "255.255.255.255/32"),  # CDK's marker for "none"
     }
 
@@ -109,10 +126,12 @@ def test_no_ipv6_rule_exists(either: Template) -> None:
 
 
 # Every IAM statement of a main stack, dev or prod: the execution roles of the API and the job
-# (4 each: pull the image, log in to ECR, write logs, read the secret), the job's task role
-# (read the raw bucket), the schedule's role (4: run the task, tag it, pass its two roles) and
-# the flow log's role (1). A change is a grant added or removed: review it, then count again.
-IAM_STATEMENTS = 14
+# (4 each: pull the image, log in to ECR, write logs, read its own database secret), the
+# migration task's execution role (6: the same, reading three secrets: the master's, the job's
+# and the API's), the job's task role (read the raw bucket), the schedule's role (4: run the
+# task, tag it, pass its two roles) and the flow log's role (1). A change is a grant added or
+# removed: review it, then count again.
+IAM_STATEMENTS = 20
 
 
 def policy_statements(template: Template) -> Iterator[dict[str, Any]]:
@@ -170,11 +189,11 @@ def test_every_role_is_for_one_service_of_this_stack(either: Template) -> None:
     }
 
 
-def test_both_containers_run_the_image_tag_from_the_environment_repository(
+def test_every_container_runs_the_image_tag_from_the_environment_repository(
     dev: Template,
 ) -> None:
     tasks = resources(dev, "AWS::ECS::TaskDefinition")
-    assert len(tasks) == 2, "the API's and the job's"
+    assert len(tasks) == 3, "the API's, the job's and the migration's"
     images = set()
     for task in tasks.values():
         (definition,) = task["Properties"]["ContainerDefinitions"]
@@ -183,23 +202,79 @@ def test_both_containers_run_the_image_tag_from_the_environment_repository(
     assert images.pop().endswith('"/wxhub-dev:0a1b2c3"]]}')
 
 
-def test_both_containers_read_the_database_secret_attached_to_the_instance(
+def secret_fields(template: Template, prefix: str) -> dict[str, list[Any]]:
+    """Variable -> [secret reference, ':field::'] of the task definition starting ``prefix``."""
+    task = resources(template, "AWS::ECS::TaskDefinition")[
+        only_logical_id(template, "AWS::ECS::TaskDefinition", prefix)
+    ]
+    (definition,) = task["Properties"]["ContainerDefinitions"]
+    return {s["Name"]: s["ValueFrom"]["Fn::Join"][1] for s in definition["Secrets"]}
+
+
+def db_fields(attachment: str) -> dict[str, list[Any]]:
+    return {
+        "DB_HOST": [{"Ref": attachment}, ":host::"],
+        "DB_PORT": [{"Ref": attachment}, ":port::"],
+        "DB_USER": [{"Ref": attachment}, ":username::"],
+        "DB_PASSWORD": [{"Ref": attachment}, ":password::"],
+        "DB_NAME": [{"Ref": attachment}, ":dbname::"],
+    }
+
+
+def attachment(template: Template, prefix: str) -> str:
+    return only_logical_id(template, "AWS::SecretsManager::SecretTargetAttachment", prefix)
+
+
+def test_the_api_and_the_job_each_log_in_with_their_own_secret_only(dev: Template) -> None:
+    api, job = attachment(dev, "DatabaseApiCredentials"), attachment(dev, "DatabaseJobCredentials")
+    assert secret_fields(dev, "ApiTaskDefinition") == db_fields(api)
+    assert secret_fields(dev, "IngestionJobTaskDefinition") == db_fields(job)
+
+
+def test_only_the_migration_task_has_the_master_secret_and_it_keeps_both_users(
     dev: Template,
 ) -> None:
-    attachment = only_logical_id(
-        dev, "AWS::SecretsManager::SecretTargetAttachment", "DatabaseCredentialsAttachment"
-    )
-    tasks = resources(dev, "AWS::ECS::TaskDefinition")
-    assert len(tasks) == 2, "the API's and the job's"
-    for task in tasks.values():
-        (definition,) = task["Properties"]["ContainerDefinitions"]
-        assert {s["Name"]: s["ValueFrom"]["Fn::Join"][1] for s in definition["Secrets"]} == {
-            "DB_HOST": [{"Ref": attachment}, ":host::"],
-            "DB_PORT": [{"Ref": attachment}, ":port::"],
-            "DB_USER": [{"Ref": attachment}, ":username::"],
-            "DB_PASSWORD": [{"Ref": attachment}, ":password::"],
-            "DB_NAME": [{"Ref": attachment}, ":dbname::"],
-        }
+    master = attachment(dev, "DatabaseCredentialsAttachment")
+    job, api = attachment(dev, "DatabaseJobCredentials"), attachment(dev, "DatabaseApiCredentials")
+    assert secret_fields(dev, "MigrationTaskDefinition") == {
+        **db_fields(master),
+        "WXHUB_DB_JOB_USER": [{"Ref": job}, ":username::"],
+        "WXHUB_DB_JOB_PASSWORD": [{"Ref": job}, ":password::"],
+        "WXHUB_DB_API_USER": [{"Ref": api}, ":username::"],
+        "WXHUB_DB_API_PASSWORD": [{"Ref": api}, ":password::"],
+    }
+    # and only its execution role may read the master secret
+    readers = [
+        policy["Properties"]["Roles"]
+        for policy in resources(dev, "AWS::IAM::Policy").values()
+        if {"Ref": master}
+        in [s["Resource"] for s in policy["Properties"]["PolicyDocument"]["Statement"]]
+    ]
+    role = only_logical_id(dev, "AWS::IAM::Role", "MigrationTaskDefinitionExecutionRole")
+    assert readers == [[{"Ref": role}]]
+
+
+def test_each_execution_role_reads_exactly_the_secrets_of_its_task(dev: Template) -> None:
+    master = attachment(dev, "DatabaseCredentialsAttachment")
+    job, api = attachment(dev, "DatabaseJobCredentials"), attachment(dev, "DatabaseApiCredentials")
+    expected = {
+        "ApiTaskDefinitionExecutionRole": [api],
+        "IngestionJobTaskDefinitionExecutionRole": [job],
+        "MigrationTaskDefinitionExecutionRole": [master, job, api],
+    }
+    for prefix, secrets in expected.items():
+        role = only_logical_id(dev, "AWS::IAM::Role", prefix)
+        (policy,) = [
+            p
+            for p in resources(dev, "AWS::IAM::Policy").values()
+            if p["Properties"]["Roles"] == [{"Ref": role}]
+        ]
+        read = [
+            s["Resource"]["Ref"]
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+            if "secretsmanager:GetSecretValue" in s["Action"]
+        ]
+        assert read == secrets, prefix
 
 
 def test_metrics_go_to_the_namespace_of_the_environment(prod: Template) -> None:
@@ -242,6 +317,13 @@ def test_the_outputs_name_what_the_deploy_flow_needs(dev: Template) -> None:
     assert outputs["ClusterName"]["Value"] == {
         "Ref": only_logical_id(dev, "AWS::ECS::Cluster", "Cluster")
     }
+    assert outputs["MigrationContainerName"]["Value"] == "migrate"
+    assert outputs["MigrationTaskDefinitionArn"]["Value"] == {
+        "Ref": only_logical_id(dev, "AWS::ECS::TaskDefinition", "MigrationTaskDefinition")
+    }
+    assert outputs["MigrationSecurityGroupId"]["Value"] == {
+        "Fn::GetAtt": [group(dev, "MigrationSecurityGroup"), "GroupId"]
+    }
     assert outputs["ApiServiceName"]["Value"] == {
         "Fn::GetAtt": [only_logical_id(dev, "AWS::ECS::Service", "ApiService"), "Name"]
     }
@@ -267,7 +349,7 @@ def test_prod_is_multi_az_protected_private_docs_and_private_endpoints(prod: Tem
         "AWS::RDS::DBInstance",
         {"MultiAZ": True, "DeletionProtection": True, "BackupRetentionPeriod": 14},
     )
-    prod.resource_count_is("AWS::EC2::NatGateway", 2)
+    prod.resource_count_is("AWS::EC2::NatGateway", 0)
     prod.resource_count_is("AWS::EC2::VPCEndpoint", 5)
     prod.has_resource_properties(
         "AWS::ECS::TaskDefinition",
@@ -317,7 +399,11 @@ def test_the_cluster_has_container_insights(dev: Template) -> None:
 def test_the_stacks_are_environment_agnostic_so_synthesis_needs_no_aws_access(
     dev: Template,
 ) -> None:
-    text = json.dumps(dev.to_json())
+    template = dict(dev.to_json())
+    # The one table of every region (ELB's log delivery accounts) is about AWS, not this stack.
+    mappings = template.pop("Mappings")
+    assert [name for name in mappings if not name.startswith("AccessLogsElbLogAccounts")] == []
+    text = json.dumps(template)
     assert "us-east-1" not in text.replace(CERTIFICATE_ARN, "")
     assert not re.search(r"\b\d{12}\b", text.replace(CERTIFICATE_ARN, ""))
 
@@ -394,3 +480,118 @@ def test_a_ghcn_region_from_context_reaches_the_job_with_its_read_grant_only() -
         "s3://noaa-ghcn-pds/ghcnd-stations.txt",
     ]
     assert {"Name": "WXHUB_STATE", "Value": "IL"} in definition["Environment"]
+
+
+def test_the_healthy_hosts_alarm_fires_below_the_api_scaling_floor(either: Template) -> None:
+    (target,) = resources(either, "AWS::ApplicationAutoScaling::ScalableTarget").values()
+    healthy = resources(either, "AWS::CloudWatch::Alarm")[
+        only_logical_id(either, "AWS::CloudWatch::Alarm", "MonitoringApiHealthyHosts")
+    ]["Properties"]
+    assert healthy["Threshold"] == target["Properties"]["MinCapacity"]
+
+
+def test_the_silent_night_and_schedule_alarms_watch_this_environment(either: Template) -> None:
+    alarms = {
+        props["Properties"]["MetricName"]: props["Properties"]
+        for props in resources(either, "AWS::CloudWatch::Alarm").values()
+        if "MetricName" in props["Properties"]
+    }
+    schedule = only_logical_id(either, "AWS::Events::Rule", "IngestionJobSchedule")
+    assert alarms["FailedInvocations"]["Dimensions"] == [
+        {"Name": "RuleName", "Value": {"Ref": schedule}}
+    ]
+    assert alarms["RunsSucceeded"]["Namespace"].startswith("wxhub/")
+
+
+def test_the_load_balancer_is_behind_the_web_acl_and_logs_to_its_bucket(either: Template) -> None:
+    (association,) = resources(either, "AWS::WAFv2::WebACLAssociation").values()
+    alb = only_logical_id(either, "AWS::ElasticLoadBalancingV2::LoadBalancer", "ApiLoadBalancer")
+    assert association["Properties"]["ResourceArn"] == {"Ref": alb}
+    attributes = {
+        a["Key"]: a["Value"]
+        for a in resources(either, "AWS::ElasticLoadBalancingV2::LoadBalancer")[alb]["Properties"][
+            "LoadBalancerAttributes"
+        ]
+    }
+    log_bucket = only_logical_id(either, "AWS::S3::Bucket", "AccessLogsBucket")
+    assert attributes["access_logs.s3.bucket"] == {"Ref": log_bucket}
+
+
+def docs_setting(template: Template) -> str:
+    for task in resources(template, "AWS::ECS::TaskDefinition").values():
+        for container in task["Properties"]["ContainerDefinitions"]:
+            for variable in container.get("Environment", []):
+                if variable["Name"] == "WXHUB_API_DOCS":
+                    value: str = variable["Value"]
+                    return value
+    raise AssertionError("no container has WXHUB_API_DOCS")
+
+
+def test_prod_docs_for_allowed_cidrs_are_served_and_guarded_by_the_web_acl() -> None:
+    _, main = synth(
+        "prod",
+        imageTag="0a1b2c3",
+        certificateArn=CERTIFICATE_ARN,
+        apiDocsCidrs="203.0.113.0/24",
+    )
+    template = Template.from_stack(main)
+    assert docs_setting(template) == "on"
+    (acl,) = resources(template, "AWS::WAFv2::WebACL").values()
+    assert "DocsFromAllowedCidrs" in {rule["Name"] for rule in acl["Properties"]["Rules"]}
+    (ip_set,) = resources(template, "AWS::WAFv2::IPSet").values()
+    assert ip_set["Properties"]["Addresses"] == ["203.0.113.0/24"]
+
+
+def test_prod_without_allowed_cidrs_serves_no_docs_and_has_no_docs_rule(prod: Template) -> None:
+    assert docs_setting(prod) == "off"
+    prod.resource_count_is("AWS::WAFv2::IPSet", 0)
+
+
+def test_prod_tasks_have_no_route_to_the_internet_only_to_the_endpoints(prod: Template) -> None:
+    routes = resources(prod, "AWS::EC2::Route")
+    # The public subnets' route to the internet gateway (for the load balancer), nothing else.
+    assert len(routes) == 2
+    for route in routes.values():
+        assert "GatewayId" in route["Properties"]
+        assert "NatGatewayId" not in route["Properties"]
+    (s3,) = [
+        e["Properties"]
+        for e in resources(prod, "AWS::EC2::VPCEndpoint").values()
+        if e["Properties"]["VpcEndpointType"] == "Gateway"
+    ]
+    app_tables = {
+        logical_id(a["Properties"]["RouteTableId"])
+        for name, a in resources(prod, "AWS::EC2::SubnetRouteTableAssociation").items()
+        if "app" in name
+    }
+    assert len(app_tables) == 2
+    assert {logical_id(t) for t in s3["RouteTableIds"]} == app_tables
+
+
+def test_no_task_needs_an_aws_api_that_has_no_endpoint(either: Template) -> None:
+    # SSM Parameter Store would need its own endpoint without a NAT gateway (wxhub.config reads
+    # it only with WXHUB_SSM_PREFIX); every other call is to ECR, Logs, Secrets Manager or S3.
+    for task in resources(either, "AWS::ECS::TaskDefinition").values():
+        for container in task["Properties"]["ContainerDefinitions"]:
+            names = {v["Name"] for v in container.get("Environment", [])}
+            assert "WXHUB_SSM_PREFIX" not in names
+
+
+def test_prod_task_egress_is_https_and_mysql_only_with_no_route_beyond_aws(prod: Template) -> None:
+    # Security groups cannot name the S3 gateway endpoint (its prefix list id is not known to a
+    # region-agnostic template), so HTTPS stays open to any address; without a NAT gateway the
+    # route tables make that the endpoints and the S3 gateway, nothing on the internet.
+    api = group(prod, "ApiServiceSecurityGroup")
+    job = group(prod, "IngestionJobSecurityGroup")
+    database = group(prod, "DatabaseSecurityGroup")
+    endpoints = group(prod, "NetworkEndpointSecurityGroup")
+    task_rules = {rule for rule in egress_rules(prod) if rule[0] in (api, job)}
+    assert task_rules == {
+        (api, "tcp", 443, 443, endpoints),
+        (job, "tcp", 443, 443, endpoints),
+        (api, "tcp", 443, 443, "0.0.0.0/0"),
+        (api, "tcp", 3306, 3306, database),
+        (job, "tcp", 443, 443, "0.0.0.0/0"),
+        (job, "tcp", 3306, 3306, database),
+    }
+    prod.resource_count_is("AWS::EC2::NatGateway", 0)

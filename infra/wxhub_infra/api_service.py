@@ -82,7 +82,7 @@ class ApiService(Construct):
                 **app_environment(settings),
                 "PORT": str(CONTAINER_PORT),
                 "WEB_CONCURRENCY": str(settings.api_web_concurrency),
-                "WXHUB_API_DOCS": "on" if settings.api_docs_public else "off",
+                "WXHUB_API_DOCS": "on" if settings.api_docs_served else "off",
             },
             secrets=database_secrets(db_secret),
             logging=ecs.LogDrivers.aws_logs(stream_prefix="api", log_group=log_group),

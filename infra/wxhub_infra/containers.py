@@ -1,4 +1,4 @@
-"""What the API and the job containers share: the database secret as env vars, a writable /tmp."""
+"""What the containers share: a database secret as env vars, a writable /tmp."""
 
 from __future__ import annotations
 
@@ -28,6 +28,19 @@ def database_secrets(secret: secretsmanager.ISecret) -> dict[str, ecs.Secret]:
     return {
         variable: ecs.Secret.from_secrets_manager(secret, field)
         for variable, field in DB_SECRET_FIELDS.items()
+    }
+
+
+def app_user_secrets(
+    job_secret: secretsmanager.ISecret, api_secret: secretsmanager.ISecret
+) -> dict[str, ecs.Secret]:
+    """The job's and the API's user names and passwords, for the migration task alone:
+    `wxhub migrate` creates the two users with them (WXHUB_DB_JOB_*, WXHUB_DB_API_*)."""
+    return {
+        "WXHUB_DB_JOB_USER": ecs.Secret.from_secrets_manager(job_secret, "username"),
+        "WXHUB_DB_JOB_PASSWORD": ecs.Secret.from_secrets_manager(job_secret, "password"),
+        "WXHUB_DB_API_USER": ecs.Secret.from_secrets_manager(api_secret, "username"),
+        "WXHUB_DB_API_PASSWORD": ecs.Secret.from_secrets_manager(api_secret, "password"),
     }
 
 

@@ -17,11 +17,27 @@ from constructs import Construct
 
 from wxhub_infra.settings import EnvironmentSettings
 
-# The app's own metric (Embedded Metric Format), written by both the API and the job.
+# The app's own metrics (Embedded Metric Format): the first written by both the API and the
+# job, the second by the job once per run that succeeded through aggregation (wxhub.job).
 DB_CONNECTION_FAILURES = "DatabaseConnectionFailures"
+RUNS_SUCCEEDED = "RunsSucceeded"
+# A nightly run, plus two hours of slack for a late or long one, before anyone is woken.
+HOURS_WITHOUT_SUCCESSFUL_RUN = 26
 ALB_5XX_PERCENT_THRESHOLD = 5
+# Every API answer is an index seek or a cached page (docs/benchmarks.md): milliseconds.
+API_P99_LATENCY_SECONDS_THRESHOLD = 1
 RDS_CPU_PERCENT_THRESHOLD = 80
 RDS_FREE_STORAGE_BYTES_THRESHOLD = 2 * 1024**3
+# Below this MySQL is about to swap (and a db.t3.micro has only 1 GiB in all).
+RDS_FREEABLE_MEMORY_BYTES_THRESHOLD = 64 * 1024**2
+# A db.t3.micro earns 12 credits an hour (one credit: one vCPU at 100 % for a minute); 20 left
+# is ten minutes of both vCPUs flat out before it runs on surplus credits (billed) or slows.
+RDS_CPU_CREDIT_BALANCE_THRESHOLD = 20
+
+
+def is_burstable(db_instance_class: str) -> bool:
+    """Whether an RDS class runs on CPU credits: the T families (db.t3.micro, db.t4g.small)."""
+    return db_instance_class.removeprefix("db.").startswith("t")
 
 
 class Monitoring(Construct):
@@ -84,8 +100,10 @@ class Monitoring(Construct):
         *,
         load_balancer: elbv2.ApplicationLoadBalancer,
         target_group: elbv2.ApplicationTargetGroup,
+        min_healthy_hosts: int,
     ) -> None:
-        """Alarms on the API: database connectivity, 5xx rate, unhealthy targets."""
+        """Alarms on the API: database connectivity, 5xx rate, p99 latency, unhealthy targets,
+        and fewer healthy targets than ``min_healthy_hosts`` (the service's minimum count)."""
         self.api_db_connection_failures = self._db_connection_failures_alarm("api")
         period = Duration.minutes(5)
         errors_percent = cloudwatch.MathExpression(
@@ -130,23 +148,59 @@ class Monitoring(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
         )
+        self.api_healthy_hosts = self._notify(
+            target_group.metrics.healthy_host_count(
+                period=Duration.minutes(1), statistic="Minimum"
+            ).create_alarm(
+                self,
+                "ApiHealthyHosts",
+                alarm_description=(
+                    f"fewer than {min_healthy_hosts} healthy API task(s) behind the load "
+                    "balancer for 3 minutes"
+                ),
+                threshold=min_healthy_hosts,
+                evaluation_periods=3,
+                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                # The load balancer reports the count every minute; none is as bad as zero.
+                treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+            )
+        )
+        self.api_p99_latency = self._notify(
+            target_group.metrics.target_response_time(period=period, statistic="p99").create_alarm(
+                self,
+                "ApiP99Latency",
+                alarm_description=(
+                    f"99th percentile of API response times above "
+                    f"{API_P99_LATENCY_SECONDS_THRESHOLD} s for 15 minutes"
+                ),
+                threshold=API_P99_LATENCY_SECONDS_THRESHOLD,
+                evaluation_periods=3,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                # No requests, no response times: not an alarm.
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
 
     def watch_job(self, *, cluster: ecs.ICluster) -> None:
         """Alarms on the job: database connectivity, and any run that stops badly.
 
         ECS reports every task stop as an event; the job's failures are the stops of a task of
-        its family (scheduled runs, shards, and the deploy's one-off `wxhub migrate` alike) with
-        a non-zero container exit code, or that never started (no exit code at all).
+        its family (scheduled runs, shards) or of the migration task's (the deploy's one-off
+        `wxhub migrate`, which logs to the job's log group) with a non-zero container exit
+        code, or that never started (no exit code at all).
         """
         self.job_db_connection_failures = self._db_connection_failures_alarm("job")
         stack = Stack.of(self)
-        family_arn_prefix = (
-            f"arn:{stack.partition}:ecs:{stack.region}:{stack.account}:"
-            f"task-definition/{self._settings.job_family}:"
-        )
+        family_arn_prefixes = [
+            {
+                "prefix": f"arn:{stack.partition}:ecs:{stack.region}:{stack.account}:"
+                f"task-definition/{family}:"
+            }
+            for family in (self._settings.job_family, self._settings.migration_family)
+        ]
         stopped_job = {
             "clusterArn": [cluster.cluster_arn],
-            "taskDefinitionArn": [{"prefix": family_arn_prefix}],
+            "taskDefinitionArn": family_arn_prefixes,
             "lastStatus": ["STOPPED"],
         }
         target = events_targets.SnsTopic(self.topic)
@@ -173,8 +227,64 @@ class Monitoring(Construct):
             targets=[target],
         )
 
+    def watch_runs(self) -> None:
+        """The alarm of a silent night: no run succeeded through aggregation in 26 hours.
+
+        Watches the job's own ``RunsSucceeded`` (1 per run that aggregated without a failed
+        file), so it fires whatever kept the data from arriving: a schedule that never fired
+        or was deleted, a run that failed, hung or never started. Missing data is breaching:
+        a run that does not happen writes nothing. A new environment therefore alarms 26 hours
+        after its deploy unless a run has succeeded by then.
+        """
+        succeeded = cloudwatch.Metric(
+            namespace=self._settings.metrics_namespace,
+            metric_name=RUNS_SUCCEEDED,
+            dimensions_map={"Service": "job"},
+            statistic="Sum",
+            period=Duration.hours(1),
+        )
+        # 26 hourly periods, all without a success: CloudWatch evaluates at most one day of
+        # periods shorter than an hour, and up to seven days of hourly ones.
+        self.no_successful_run = self._notify(
+            succeeded.create_alarm(
+                self,
+                "NoSuccessfulRun",
+                alarm_description=(
+                    f"no ingestion run succeeded in the last {HOURS_WITHOUT_SUCCESSFUL_RUN} hours"
+                ),
+                threshold=1,
+                evaluation_periods=HOURS_WITHOUT_SUCCESSFUL_RUN,
+                datapoints_to_alarm=HOURS_WITHOUT_SUCCESSFUL_RUN,
+                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+            )
+        )
+
+    def watch_schedule(self, *, rule: events.IRule) -> None:
+        """An alarm when the schedule fires but cannot start its target (EventBridge's
+        ``FailedInvocations``: a missing permission, a bad task definition, no capacity)."""
+        failed = cloudwatch.Metric(
+            namespace="AWS/Events",
+            metric_name="FailedInvocations",
+            dimensions_map={"RuleName": rule.rule_name},
+            statistic="Sum",
+            period=Duration.minutes(5),
+        )
+        self.schedule_failed_invocations = self._notify(
+            failed.create_alarm(
+                self,
+                "ScheduleFailedInvocations",
+                alarm_description="the job's schedule fired but could not start the job",
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
+
     def watch_database(self, *, instance: rds.IDatabaseInstance) -> None:
-        """Alarms on RDS: sustained CPU, and a disk about to fill."""
+        """Alarms on RDS: sustained CPU, a disk about to fill, memory about to run out, and
+        (on a burstable class) CPU credits about to run out."""
         self.rds_cpu = self._notify(
             instance.metric_cpu_utilization(period=Duration.minutes(5)).create_alarm(
                 self,
@@ -197,3 +307,32 @@ class Monitoring(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
             )
         )
+        self.rds_freeable_memory = self._notify(
+            instance.metric_freeable_memory(period=Duration.minutes(5)).create_alarm(
+                self,
+                "DatabaseFreeableMemory",
+                alarm_description="less than 64 MiB of database memory free for 15 minutes",
+                threshold=RDS_FREEABLE_MEMORY_BYTES_THRESHOLD,
+                evaluation_periods=3,
+                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+            )
+        )
+        self.rds_cpu_credits: cloudwatch.Alarm | None = None
+        if is_burstable(self._settings.db_instance_class):
+            self.rds_cpu_credits = self._notify(
+                instance.metric(
+                    "CPUCreditBalance", period=Duration.minutes(5), statistic="Minimum"
+                ).create_alarm(
+                    self,
+                    "DatabaseCreditBalance",
+                    alarm_description=(
+                        f"fewer than {RDS_CPU_CREDIT_BALANCE_THRESHOLD} CPU credits left on the "
+                        "burstable database instance for 15 minutes"
+                    ),
+                    threshold=RDS_CPU_CREDIT_BALANCE_THRESHOLD,
+                    evaluation_periods=3,
+                    comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                    treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+                )
+            )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from aws_cdk import Aws, CfnRule, CfnRuleAssertion, Fn
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from wxhub_infra.settings import EnvironmentSettings
+from wxhub_infra.settings import GHCN_BUCKET, EnvironmentSettings
 
 HTTPS_PORT = 443
 PUBLIC_SUBNETS = "public"
@@ -15,6 +16,8 @@ DATABASE_SUBNETS = "database"
 
 # The AWS APIs the tasks call: image pulls (ECR API + registry), log delivery, the DB secret.
 # S3 (ECR's image layers and the raw bucket) is a gateway endpoint, added always: it is free.
+# Nothing else is called from the tasks: no SSM (WXHUB_SSM_PREFIX is not set), no STS (the task
+# role's credentials come from the ECS agent), no CloudWatch API (metrics travel in the logs).
 INTERFACE_ENDPOINT_SERVICES = {
     "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
     "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
@@ -27,7 +30,8 @@ class Network(Construct):
     """A VPC across two AZs where only the load balancer is reachable from the internet.
 
     - public subnets: the ALB and the NAT gateways, nothing else (no public IP by default);
-    - app subnets (private, egress through NAT): the ECS tasks;
+    - app subnets (private, egress through NAT; isolated when ``nat_gateways`` is 0, reaching
+      AWS through the VPC endpoints only): the ECS tasks;
     - database subnets (isolated, no route out): RDS.
     """
 
@@ -48,7 +52,13 @@ class Network(Construct):
                     map_public_ip_on_launch=False,
                 ),
                 ec2.SubnetConfiguration(
-                    name=APP_SUBNETS, subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=22
+                    name=APP_SUBNETS,
+                    subnet_type=(
+                        ec2.SubnetType.PRIVATE_WITH_EGRESS
+                        if settings.nat_gateways
+                        else ec2.SubnetType.PRIVATE_ISOLATED
+                    ),
+                    cidr_mask=22,
                 ),
                 ec2.SubnetConfiguration(
                     name=DATABASE_SUBNETS, subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
@@ -90,6 +100,27 @@ class Network(Construct):
                         open=False,
                     )
                 )
+
+        if settings.nat_gateways == 0 and settings.reads_ghcn_bucket:
+            self._require_ghcn_region()
+
+    def _require_ghcn_region(self) -> None:
+        """Refuse, before anything is created, a stack outside us-east-1 whose job reads
+        NOAA's bucket without a NAT gateway: the S3 gateway endpoint serves only its own
+        region's S3, so those reads would have no route at all."""
+        CfnRule(
+            self,
+            "GhcnBucketNeedsUsEast1WithoutNat",
+            assertions=[
+                CfnRuleAssertion(
+                    assert_=Fn.condition_equals(Aws.REGION, "us-east-1"),
+                    assert_description=(
+                        f"The job reads {GHCN_BUCKET} (us-east-1) and this environment has no "
+                        "NAT gateway: deploy it in us-east-1, or set nat_gateways to 1 or more"
+                    ),
+                )
+            ],
+        )
 
     @property
     def app_subnets(self) -> ec2.SubnetSelection:

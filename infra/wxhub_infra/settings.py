@@ -10,6 +10,7 @@ tag, where alarms go); they come from CDK context (``-c name=value``) and are me
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -74,8 +75,8 @@ class EnvironmentSettings:
     # Applies to the database and the load balancer: the two things a mistaken
     # `cdk destroy` must not take away.
     deletion_protection: bool = False
-    # Single-user rotation changes the password under running tasks, which read the secret
-    # only when they start; see docs/deployment.md before turning it on.
+    # Single-user rotation of the master secret, which only the one-off migration task reads
+    # (the API and the job log in as users of their own); see docs/deployment.md.
     db_secret_rotation: bool = False
     # --- API service (Fargate behind an ALB) ---
     api_cpu: int = 256
@@ -85,6 +86,13 @@ class EnvironmentSettings:
     api_cpu_target_percent: int = 60
     api_requests_per_target_per_minute: int = 1000
     api_docs_public: bool = True
+    # With api_docs_public off: serve Swagger UI and the OpenAPI document anyway, but the web
+    # ACL answers 403 to any client outside these CIDRs (e.g. an office's "203.0.113.0/24").
+    api_docs_allowed_cidrs: tuple[str, ...] = ()
+    # --- the web ACL in front of the load balancer (AWS WAF) ---
+    # Requests one client IP may make in any 5 minutes before it is answered 403 for a while:
+    # 3000 is 10 a second, sustained, far above a person paging through the API.
+    api_requests_per_ip_per_5_minutes: int = 3000
     # --- ingestion job (scheduled Fargate task) ---
     job_cpu: int = 512
     job_memory_mib: int = 1024
@@ -105,6 +113,8 @@ class EnvironmentSettings:
     # (min_lon, min_lat, max_lon, max_lat) in decimal degrees
     job_bbox: tuple[float, float, float, float] | None = None
     # --- network ---
+    # 0: the app subnets have no route to the internet at all, and the tasks reach AWS through
+    # the VPC endpoints only (vpc_endpoints must be on); see docs/deployment.md, "Egress".
     nat_gateways: int = 1
     vpc_endpoints: bool = False
     # --- observability ---
@@ -144,8 +154,45 @@ class EnvironmentSettings:
                 f"certificateArn {self.certificate_arn!r} is not an ACM certificate ARN "
                 "(arn:aws:acm:<region>:<account>:certificate/<id>)"
             )
+        if not 10 <= self.api_requests_per_ip_per_5_minutes <= 2_000_000_000:
+            raise SettingsError(
+                f"api_requests_per_ip_per_5_minutes is {self.api_requests_per_ip_per_5_minutes}; "
+                "AWS WAF allows 10..2000000000"
+            )
+        if not 0 <= self.nat_gateways <= 2:
+            raise SettingsError(
+                f"nat_gateways is {self.nat_gateways}; allowed 0..2 (at most one per AZ)"
+            )
+        if self.nat_gateways == 0 and not self.vpc_endpoints:
+            raise SettingsError(
+                "nat_gateways is 0 and vpc_endpoints is off: the tasks could reach neither ECR "
+                "nor CloudWatch Logs nor Secrets Manager (turn vpc_endpoints on)"
+            )
+        self._check_docs_cidrs()
         self._check_job_sources()
         self._check_job_selection()
+
+    def _check_docs_cidrs(self) -> None:
+        """CIDRs the web ACL's IP sets accept, and only when they restrict something."""
+        _check_is_tuple("api_docs_allowed_cidrs", self.api_docs_allowed_cidrs)
+        if self.api_docs_allowed_cidrs and self.api_docs_public:
+            raise SettingsError(
+                "api_docs_allowed_cidrs restricts nothing while api_docs_public is on: "
+                "turn api_docs_public off to serve the docs to those CIDRs only"
+            )
+        for cidr in self.api_docs_allowed_cidrs:
+            try:
+                network = ipaddress.ip_network(cidr, strict=True)
+            except (TypeError, ValueError):
+                raise SettingsError(
+                    f"api_docs_allowed_cidrs: {cidr!r} is not a network in CIDR notation with "
+                    "no host bits set (e.g. 203.0.113.0/24, 2001:db8::/32, 198.51.100.7/32)"
+                ) from None
+            if network.prefixlen == 0:
+                raise SettingsError(
+                    f"api_docs_allowed_cidrs: {cidr!r} is everyone (AWS WAF refuses /0); "
+                    "set api_docs_public instead"
+                )
 
     def _check_job_sources(self) -> None:
         """The job reads something, and only what its task role will be allowed to read."""
@@ -206,6 +253,12 @@ class EnvironmentSettings:
         return logs.RetentionDays[LOG_RETENTION_NAMES[self.log_retention_days]]
 
     @property
+    def api_docs_served(self) -> bool:
+        """Whether the API serves Swagger UI and its OpenAPI document (WXHUB_API_DOCS): to
+        everyone, or to the allowed CIDRs, the web ACL turning everyone else away."""
+        return self.api_docs_public or bool(self.api_docs_allowed_cidrs)
+
+    @property
     def main_stack_name(self) -> str:
         """The stack with everything but the image registry."""
         return f"Wxhub-{self.name}"
@@ -229,6 +282,11 @@ class EnvironmentSettings:
     def job_family(self) -> str:
         """The job's task definition family: stable, so alarms and the deploy flow can name it."""
         return f"wxhub-{self.name}-job"
+
+    @property
+    def migration_family(self) -> str:
+        """The migration task's family (`wxhub migrate` with the master user's secret)."""
+        return f"wxhub-{self.name}-migrate"
 
 
 def _check_is_tuple(name: str, value: object) -> None:
@@ -265,9 +323,11 @@ ENVIRONMENTS: dict[str, EnvironmentSettings] = {
         api_docs_public=False,
         job_cpu=1024,
         job_memory_mib=2048,
-        # One NAT gateway per AZ: egress survives the loss of one AZ, like the database.
-        nat_gateways=2,
-        # Image pulls, logs and the secret stay on the AWS network instead of the NAT path.
+        # No NAT gateway: every AWS API the tasks call has a VPC endpoint (ECR, Logs, Secrets
+        # Manager; S3 through the gateway endpoint), so the tasks have no path to the internet.
+        # A job reading NOAA's bucket then needs the stack in us-east-1 (a CloudFormation rule
+        # refuses any other region; see network.py).
+        nat_gateways=0,
         vpc_endpoints=True,
         log_retention_days=90,
     ),
@@ -287,6 +347,7 @@ CONTEXT_FIELDS = {
     "jobCountry": "job_country",
     "jobState": "job_state",
     "jobBbox": "job_bbox",
+    "apiDocsCidrs": "api_docs_allowed_cidrs",
 }
 
 
@@ -357,4 +418,5 @@ _CONTEXT_CONVERSIONS: dict[str, Callable[[str, Any], Any]] = {
     "jobCountry": _list,
     "jobState": _list,
     "jobBbox": _bbox,
+    "apiDocsCidrs": _list,
 }

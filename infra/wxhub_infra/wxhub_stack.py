@@ -12,13 +12,17 @@ from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
+from wxhub_infra.access_logs import AccessLogs
 from wxhub_infra.api_service import ApiService
 from wxhub_infra.database import Database
 from wxhub_infra.ingestion_job import CONTAINER_NAME as JOB_CONTAINER_NAME
 from wxhub_infra.ingestion_job import IngestionJob
+from wxhub_infra.migration_task import CONTAINER_NAME as MIGRATION_CONTAINER_NAME
+from wxhub_infra.migration_task import MigrationTask
 from wxhub_infra.monitoring import Monitoring
 from wxhub_infra.network import Network
 from wxhub_infra.settings import EnvironmentSettings
+from wxhub_infra.waf import ApiFirewall
 
 # Synthesis must not fail for want of these (the registry stack, deployed first, needs
 # neither), but a deployment of this stack must: see _require.
@@ -72,10 +76,14 @@ class WxhubStack(Stack):
             app_subnets=network.app_subnets,
             cluster=cluster,
             image=image,
-            db_secret=database.secret,
+            # Each task logs in as its own user, with its own secret (wxhub.db.users).
+            db_secret=database.api_secret,
             log_group=monitoring.api_logs,
             certificate_arn=certificate_arn,
         )
+        # What reaches the API passes the web ACL first, and leaves a line in the access logs.
+        ApiFirewall(self, "Firewall", settings=settings, load_balancer=api.load_balancer)
+        AccessLogs(self, "AccessLogs", settings=settings).enable_on(api.load_balancer)
         job = IngestionJob(
             self,
             "IngestionJob",
@@ -84,17 +92,38 @@ class WxhubStack(Stack):
             app_subnets=network.app_subnets,
             cluster=cluster,
             image=image,
-            db_secret=database.secret,
+            db_secret=database.job_secret,
+            log_group=monitoring.job_logs,
+        )
+        # The master user's credentials go to this one-off task only.
+        migration = MigrationTask(
+            self,
+            "Migration",
+            settings=settings,
+            vpc=network.vpc,
+            image=image,
+            master_secret=database.secret,
+            job_secret=database.job_secret,
+            api_secret=database.api_secret,
             log_group=monitoring.job_logs,
         )
 
         database.allow_from(api.service_security_group, "MySQL from the API tasks")
         database.allow_from(job.security_group, "MySQL from the ingestion job")
+        database.allow_from(migration.security_group, "MySQL from the migration task")
         network.allow_endpoints_from(api.service_security_group)
         network.allow_endpoints_from(job.security_group)
+        network.allow_endpoints_from(migration.security_group)
 
-        monitoring.watch_api(load_balancer=api.load_balancer, target_group=api.target_group)
+        monitoring.watch_api(
+            load_balancer=api.load_balancer,
+            target_group=api.target_group,
+            # The API's auto scaling floor (ApiService); test_wxhub_stack checks they agree.
+            min_healthy_hosts=1,
+        )
         monitoring.watch_job(cluster=cluster)
+        monitoring.watch_runs()
+        monitoring.watch_schedule(rule=job.schedule)
         monitoring.watch_database(instance=database.instance)
 
         api_host = settings.domain_name or api.load_balancer.load_balancer_dns_name
@@ -111,6 +140,16 @@ class WxhubStack(Stack):
             value=Fn.join(",", network.app_subnet_ids),
         )
         CfnOutput(self, "JobContainerName", value=JOB_CONTAINER_NAME)
+        # What .github/scripts/run-migrations runs (in the app subnets, PrivateSubnetIds).
+        CfnOutput(
+            self,
+            "MigrationTaskDefinitionArn",
+            value=migration.task_definition.task_definition_arn,
+        )
+        CfnOutput(self, "MigrationContainerName", value=MIGRATION_CONTAINER_NAME)
+        CfnOutput(
+            self, "MigrationSecurityGroupId", value=migration.security_group.security_group_id
+        )
 
     def _require(self, value: str | None, context_key: str, what: str, placeholder: str) -> str:
         """``value``, or a placeholder and an error that stops `cdk deploy` of this stack only.

@@ -20,7 +20,10 @@ from wxhub import __version__
 from wxhub.config import ConfigError, Settings, load_settings
 from wxhub.db.engine import is_connection_failure, make_engine
 from wxhub.db.lock import job_lock
+from wxhub.db.migrate import SchemaNotMigrated
 from wxhub.db.retry import DatabaseUnavailable, with_retries
+from wxhub.db.tls import DatabaseTlsError
+from wxhub.db.users import ensure_users
 from wxhub.ingestion.formats import FORMATS, Format
 from wxhub.ingestion.selection import SelectionSpec
 from wxhub.ingestion.sources import SourceError, resolve, resolve_file
@@ -200,7 +203,9 @@ def _command(func: Callable[..., int]) -> Callable[..., None]:
 def _guarded(func: Callable[..., int], settings: Settings, **kwargs: Any) -> int:
     try:
         return func(settings, **kwargs)
-    except SourceError as exc:
+    # A TLS failure is a setting to fix (the CA bundle, WXHUB_DB_TLS), not an outage to wait
+    # out; a schema behind the code is the migration task's to bring up, not the job's.
+    except (SourceError, DatabaseTlsError, SchemaNotMigrated) as exc:
         log.error("error: %s", exc, extra={"event": "error"})
         return EXIT_USAGE
     except DatabaseUnavailable as exc:
@@ -250,12 +255,18 @@ def main() -> None:
 @_command
 def migrate(settings: Settings) -> int:
     """Bring the database schema up to date (after any run in progress)."""
-    engine = make_engine(settings.database_url, writer=True)
+    engine = make_engine(settings.database_url, writer=True, tls=settings.db_tls)
     with job_lock(engine, wait=True):
         with_retries(
             engine,
             lambda: migrate_schema(engine),
             what="migrating the schema",
+            budget_s=settings.db_retry_s,
+        )
+        with_retries(
+            engine,
+            lambda: ensure_users(engine, settings.db_users),
+            what="updating the database users",
             budget_s=settings.db_retry_s,
         )
     log.info("schema is up to date on %s", settings.database_url_safe)
@@ -307,7 +318,7 @@ def ingest(  # noqa: PLR0917  (click passes the options as arguments)
 def aggregate(settings: Settings, full: bool, wait: bool) -> int:
     """Recompute the yearly statistics of the station-years that changed."""
     return run_job(
-        make_engine(settings.database_url, writer=True),
+        make_engine(settings.database_url, writer=True, tls=settings.db_tls),
         "aggregate",
         do_ingest=False,
         full=full,
@@ -371,7 +382,7 @@ def stations(settings: Settings, source: str, force: bool, wait: bool) -> int:
     s3://bucket/key, into the stations table. Stations the file leaves out are kept; an
     unchanged file is skipped."""
     return run_stations(
-        make_engine(settings.database_url, writer=True),
+        make_engine(settings.database_url, writer=True, tls=settings.db_tls),
         resolve_file(source, LEDGER_SUBJECT),
         force=force,
         guard=Guard(wait=wait, retry_s=settings.db_retry_s),
@@ -420,7 +431,7 @@ def _run_sources(
 ) -> int:
     found = resolve(sources)
     return run_job(
-        make_engine(settings.database_url, writer=True),
+        make_engine(settings.database_url, writer=True, tls=settings.db_tls),
         command,
         sources=found.files,
         station_metadata=found.station_metadata,

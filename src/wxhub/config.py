@@ -31,6 +31,9 @@ from typing import Literal
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from wxhub.db.tls import DbTls, resolve_tls
+from wxhub.db.users import DbUser, users_from_env
+
 DEFAULT_SQLITE_FILE = "wxhub.db"
 DEFAULT_MYSQL_PORT = 3306
 DEFAULT_DB_NAME = "wxhub"
@@ -66,6 +69,10 @@ class Settings:
     # CloudWatch Embedded Metric Format in the JSON log lines ("emf"), or none ("off").
     metrics: Metrics = "off"
     metrics_namespace: str = DEFAULT_METRICS_NAMESPACE
+    # TLS of the MySQL connections (WXHUB_DB_TLS, WXHUB_DB_CA_FILE, the URL's ssl_* arguments).
+    db_tls: DbTls = field(default_factory=DbTls)
+    # The job and API users `wxhub migrate` keeps (WXHUB_DB_JOB_USER, WXHUB_DB_API_USER, ...).
+    db_users: tuple[DbUser, ...] = ()
     extra_secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @property
@@ -128,8 +135,28 @@ def load_settings(
         metrics_namespace=(
             env.get("WXHUB_METRICS_NAMESPACE", "").strip() or DEFAULT_METRICS_NAMESPACE
         ),
+        db_tls=_tls_setting(env, url),
+        db_users=_users_setting(env, url, extra_secrets),
         extra_secrets=tuple(extra_secrets),
     )
+
+
+def _users_setting(
+    env: Mapping[str, str], url: URL, extra_secrets: list[str]
+) -> tuple[DbUser, ...]:
+    try:
+        users = users_from_env(env, url.username)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    extra_secrets.extend(user.password for user in users)
+    return users
+
+
+def _tls_setting(env: Mapping[str, str], url: URL) -> DbTls:
+    try:
+        return resolve_tls(env, url)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _with_ssm_parameters(env: Mapping[str, str], extra_secrets: list[str]) -> dict[str, str]:

@@ -184,7 +184,7 @@ def _run(
         log.warning("%s: %s", command, lost, extra={"event": "lock_lost", "command": command})
     finally:
         finished_at = _finish(engine, run_id, status, stats, guard)
-        _log_summary(command, status, stats, started_at, finished_at, started, work.do_ingest)
+        _log_summary(command, status, stats, started_at, finished_at, started, work)
     return EXIT_FAILED if status == "failed" else EXIT_OK
 
 
@@ -267,15 +267,27 @@ def _finish(
         return ledger.utcnow()
 
 
-def _summary_metrics(stats: ledger.RunStats, duration_s: float, did_ingest: bool) -> list[Metric]:
-    """What the dashboards and alarms watch; row and file counts only for a run that ingested."""
+# One per run that succeeded to its end, the aggregation: the alarm on a silent night watches
+# it (infra's Monitoring.watch_runs), since a run that never starts writes no line at all.
+RUNS_SUCCEEDED = "RunsSucceeded"
+
+
+def _summary_metrics(
+    stats: ledger.RunStats, duration_s: float, status: str, work: _Work
+) -> list[Metric]:
+    """What the dashboards and alarms watch; row and file counts only for a run that ingested,
+    and ``RunsSucceeded`` only for a run that succeeded and aggregated: ``run`` (a shard of it
+    too) or ``aggregate``, the last step of every way the data reaches the API. An ``ingest``
+    alone does not count, since its data is not served until an aggregation follows."""
     metrics = [Metric("RunDurationSeconds", duration_s, "Seconds")]
-    if did_ingest:
+    if work.do_ingest:
         metrics += [
             Metric("RowsIngested", stats.records_ingested, "Count"),
             Metric("RowsRejected", stats.records_rejected, "Count"),
             Metric("FilesFailed", stats.files_failed, "Count"),
         ]
+    if status == "succeeded" and work.do_aggregate:
+        metrics.append(Metric(RUNS_SUCCEEDED, 1, "Count"))
     return metrics
 
 
@@ -286,12 +298,12 @@ def _log_summary(  # noqa: PLR0917  (private, called once)
     started_at: dt.datetime,
     finished_at: dt.datetime,
     started: float,
-    did_ingest: bool,
+    work: _Work,
 ) -> None:
     duration_s = round(time.perf_counter() - started, 3)
     start, end = started_at.isoformat() + "Z", finished_at.isoformat() + "Z"
     parts = [f"{command} {status}: started {start}, finished {end}, took {duration_s:.3f} s"]
-    if did_ingest:
+    if work.do_ingest:
         parts.append(
             f"files: {stats.files_seen} seen, {stats.files_skipped} skipped, "
             f"{stats.files_loaded} loaded, {stats.files_failed} failed"
@@ -319,7 +331,7 @@ def _log_summary(  # noqa: PLR0917  (private, called once)
         "duration_s": duration_s,
         **stats.log_fields(),
         "records_ingested": stats.records_ingested,
-        **with_metrics("job", *_summary_metrics(stats, duration_s, did_ingest)),
+        **with_metrics("job", *_summary_metrics(stats, duration_s, status, work)),
     }
     level = {"succeeded": logging.INFO, "superseded": logging.WARNING}.get(status, logging.ERROR)
     log.log(level, "; ".join(parts), extra=fields)

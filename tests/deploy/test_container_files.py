@@ -20,6 +20,7 @@ import yaml
 from tests.conftest import REPO_ROOT
 from tests.deploy import dockerfile
 from wxhub.config import load_settings
+from wxhub.db.tls import DEFAULT_CA_FILE, RDS_CA_BUNDLE_URL
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -53,6 +54,14 @@ def test_the_image_is_built_in_two_stages_on_python_3_12_slim(
     assert any(f"from={builder.name}" in i.arguments for i in runtime.every("RUN")) or any(
         f"--from={builder.name}" in i.arguments for i in runtime.every("COPY")
     ), "the runtime stage installs what the builder built"
+
+
+def test_the_image_ships_the_rds_ca_bundle_where_the_app_looks_for_it(
+    runtime: dockerfile.Stage,
+) -> None:
+    fetched = [i.arguments.split() for i in runtime.every("ADD")]
+    assert [args[-2:] for args in fetched] == [[RDS_CA_BUNDLE_URL, DEFAULT_CA_FILE]]
+    assert "--chmod=644" in fetched[0]  # the non-root app user reads it
 
 
 def test_the_runtime_stage_installs_no_compiler_and_keeps_no_pip_cache(

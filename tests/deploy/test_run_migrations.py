@@ -2,9 +2,9 @@
 
 The fake answers from a scenario (the stack's outputs, the task definition, the container's
 exit code) and records every call, so the tests check what the script asks AWS to do: one new
-task definition revision with the new image, one FARGATE task with the command
-``wxhub migrate`` in the job's network, a failure on a non-zero exit, and nothing at all on the
-first deploy.
+task definition revision of the migration task with the new image, one FARGATE task with the
+command ``wxhub migrate`` in the migration task's network, a failure on a non-zero exit, and
+nothing at all before the first deploy.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ SCRIPT = REPO_ROOT / ".github" / "scripts" / "run-migrations"
 STACK = "Wxhub-dev"
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/wxhub-dev:0123abc"
 OLD_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/wxhub-dev:old"
-TASK_DEFINITION = "arn:aws:ecs:eu-west-1:123456789012:task-definition/wxhub-dev-job:7"
-NEW_REVISION = "arn:aws:ecs:eu-west-1:123456789012:task-definition/wxhub-dev-job:8"
+TASK_DEFINITION = "arn:aws:ecs:eu-west-1:123456789012:task-definition/wxhub-dev-migrate:7"
+# The job's own task definition: the job's user only, never used for migrations.
+JOB_TASK_DEFINITION = "arn:aws:ecs:eu-west-1:123456789012:task-definition/wxhub-dev-job:3"
+NEW_REVISION = "arn:aws:ecs:eu-west-1:123456789012:task-definition/wxhub-dev-migrate:8"
 TASK = "arn:aws:ecs:eu-west-1:123456789012:task/wxhub-dev/abc"
 
 pytestmark = pytest.mark.skipif(shutil.which("jq") is None, reason="the script needs jq")
@@ -53,9 +55,12 @@ print(json.dumps(answer.get("json", {})))
 def _outputs(**overrides: str) -> list[dict[str, str]]:
     outputs = {
         "ClusterName": "wxhub-dev",
-        "JobTaskDefinitionArn": TASK_DEFINITION,
+        "JobTaskDefinitionArn": JOB_TASK_DEFINITION,
         "JobContainerName": "job",
         "JobSecurityGroupId": "sg-0job",
+        "MigrationTaskDefinitionArn": TASK_DEFINITION,
+        "MigrationContainerName": "migrate",
+        "MigrationSecurityGroupId": "sg-0migrate",
         "PrivateSubnetIds": "subnet-a,subnet-b",
         "ApiServiceName": "wxhub-dev-api",
         **overrides,
@@ -64,7 +69,7 @@ def _outputs(**overrides: str) -> list[dict[str, str]]:
 
 
 def _scenario(exit_code: int | None = 0, **outputs: str) -> dict[str, Any]:
-    container = {"name": "job", "lastStatus": "STOPPED"}
+    container = {"name": "migrate", "lastStatus": "STOPPED"}
     if exit_code is not None:
         container["exitCode"] = exit_code
     return {
@@ -73,7 +78,7 @@ def _scenario(exit_code: int | None = 0, **outputs: str) -> dict[str, Any]:
             "json": {
                 "taskDefinition": {
                     "taskDefinitionArn": TASK_DEFINITION,
-                    "family": "wxhub-dev-job",
+                    "family": "wxhub-dev-migrate",
                     "revision": 7,
                     "status": "ACTIVE",
                     "compatibilities": ["EC2", "FARGATE"],
@@ -84,7 +89,7 @@ def _scenario(exit_code: int | None = 0, **outputs: str) -> dict[str, Any]:
                     "cpu": "512",
                     "memory": "1024",
                     "containerDefinitions": [
-                        {"name": "job", "image": OLD_IMAGE, "command": ["python", "-m", "x"]},
+                        {"name": "migrate", "image": OLD_IMAGE, "command": ["wxhub", "migrate"]},
                         {"name": "sidecar", "image": "public.ecr.aws/sidecar:1"},
                     ],
                 },
@@ -151,7 +156,7 @@ def test_migrations_run_as_one_fargate_task_of_a_new_revision_with_the_new_image
 
     registered = _call(calls, "ecs register-task-definition")["input"]
     images = {c["name"]: c["image"] for c in registered["containerDefinitions"]}
-    assert images == {"job": IMAGE, "sidecar": "public.ecr.aws/sidecar:1"}
+    assert images == {"migrate": IMAGE, "sidecar": "public.ecr.aws/sidecar:1"}
     for read_only in (
         "taskDefinitionArn",
         "revision",
@@ -162,7 +167,7 @@ def test_migrations_run_as_one_fargate_task_of_a_new_revision_with_the_new_image
         "registeredBy",
     ):
         assert read_only not in registered, "register-task-definition rejects it"
-    assert registered["family"] == "wxhub-dev-job"
+    assert registered["family"] == "wxhub-dev-migrate"  # the task with the master secret
     assert registered["tags"] == [{"key": "project", "value": "wxhub"}]
 
     run = _call(calls, "ecs run-task")
@@ -170,12 +175,12 @@ def test_migrations_run_as_one_fargate_task_of_a_new_revision_with_the_new_image
     assert _option(run, "--launch-type") == "FARGATE"
     assert _option(run, "--task-definition") == NEW_REVISION
     assert json.loads(_option(run, "--overrides")) == {
-        "containerOverrides": [{"name": "job", "command": ["wxhub", "migrate"]}]
+        "containerOverrides": [{"name": "migrate", "command": ["wxhub", "migrate"]}]
     }
     assert json.loads(_option(run, "--network-configuration")) == {
         "awsvpcConfiguration": {
             "subnets": ["subnet-a", "subnet-b"],
-            "securityGroups": ["sg-0job"],
+            "securityGroups": ["sg-0migrate"],
             "assignPublicIp": "DISABLED",
         }
     }
@@ -216,10 +221,16 @@ def test_the_first_deploy_skips_the_migrations_because_the_stack_does_not_exist(
     assert [c["operation"] for c in calls] == ["cloudformation describe-stacks"]
 
 
-def test_a_stack_without_the_job_outputs_skips_the_migrations(tmp_path: Path) -> None:
-    code, output, calls = _run(tmp_path, _scenario(JobTaskDefinitionArn=""))
+def test_a_stack_without_the_migration_task_skips_the_migrations(tmp_path: Path) -> None:
+    # A stack deployed before the migration task existed: the run after the deploy migrates.
+    code, output, calls = _run(
+        tmp_path,
+        _scenario(
+            MigrationTaskDefinitionArn="", MigrationContainerName="", MigrationSecurityGroupId=""
+        ),
+    )
     assert code == 0, output
-    assert "no JobTaskDefinitionArn" in output
+    assert "no MigrationTaskDefinitionArn" in output
     assert [c["operation"] for c in calls] == ["cloudformation describe-stacks"]
 
 
@@ -248,7 +259,7 @@ def test_a_task_that_does_not_start_fails_the_deploy_with_the_reason(tmp_path: P
 def test_a_missing_container_name_in_the_task_definition_fails_before_registering(
     tmp_path: Path,
 ) -> None:
-    code, output, calls = _run(tmp_path, _scenario(JobContainerName="not-there"))
+    code, output, calls = _run(tmp_path, _scenario(MigrationContainerName="not-there"))
     assert code == 1
     assert "no container named not-there" in output
     assert not [c for c in calls if c["operation"] == "ecs register-task-definition"]

@@ -114,7 +114,7 @@ def test_deploy_assumes_the_role_from_the_secret_in_the_region_from_the_variable
     assert "aws-access-key-id" not in login["with"], "OIDC only, no stored keys"
 
 
-def test_deploy_pushes_then_migrates_then_deploys_then_waits_for_the_service(
+def test_deploy_pushes_then_migrates_then_deploys_then_migrates_then_waits_for_the_service(
     deploy: dict[str, Any],
 ) -> None:
     steps = deploy["jobs"]["deploy"]["steps"]
@@ -125,14 +125,19 @@ def test_deploy_pushes_then_migrates_then_deploys_then_waits_for_the_service(
         assert len(found) == 1, pattern
         return found[0]
 
+    migrations = [i for i, t in enumerate(text) if "run-migrations" in t]
+    assert len(migrations) == 2, "before the stack update, and after it (the users)"
     order = [
         index(r"cdk deploy \"Wxhub-\$DEPLOY_ENV-registry\""),
         index(r"'push': True"),
-        index(r"run-migrations \"Wxhub-\$DEPLOY_ENV\""),
+        migrations[0],
         index(r"cdk deploy \"Wxhub-\$DEPLOY_ENV\"\s"),
+        migrations[1],
         index(r"aws ecs wait services-stable"),
     ]
     assert order == sorted(order)
+    for migration in migrations:
+        assert re.search(r"run-migrations \"Wxhub-\$DEPLOY_ENV\"", text[migration])
     assert 'imageTag="$IMAGE_TAG"' in text[order[3]]
     assert "--require-approval never" in text[order[3]]
     (build,) = [s for s in steps if s.get("uses", "").startswith("docker/build-push-action")]

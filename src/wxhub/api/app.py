@@ -138,7 +138,7 @@ def _invalid_parameter(error: ValidationError) -> Response:
 
 def _api_engine(settings: Settings) -> Engine:
     if settings.is_sqlite:
-        return make_engine(settings.database_url)
+        return make_engine(settings.database_url, tls=settings.db_tls)
     connect_args: dict[str, Any] = {
         "connect_timeout": API_DB_CONNECT_TIMEOUT_S,
         "read_timeout": API_DB_READ_TIMEOUT_S,
@@ -147,7 +147,10 @@ def _api_engine(settings: Settings) -> Engine:
     # Reads only, each its own snapshot: no transaction is left open on a connection a
     # thread keeps between requests (api/db.py), and none needs a ROLLBACK round trip.
     return make_engine(
-        settings.database_url, connect_args=connect_args, isolation_level="AUTOCOMMIT"
+        settings.database_url,
+        tls=settings.db_tls,
+        connect_args=connect_args,
+        isolation_level="AUTOCOMMIT",
     )
 
 

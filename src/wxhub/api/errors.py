@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from wxhub.db.engine import is_connection_failure
+from wxhub.db.tls import DatabaseTlsError
 from wxhub.observability import Metric, with_metrics
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,13 @@ def register_error_handlers(app: Flask) -> None:
         if status == 405 and exc.get_response().headers.get("Allow"):
             response.headers["Allow"] = exc.get_response().headers["Allow"]
         return response
+
+    @app.errorhandler(DatabaseTlsError)
+    def _database_tls_error(exc: DatabaseTlsError) -> Response:
+        # A setting to fix (the CA bundle, WXHUB_DB_TLS): said in one line, answered as an
+        # unavailable database so the load balancer keeps the task out of service.
+        log.error("error: %s", exc, extra={"event": "db_tls_error"})
+        return database_unavailable()
 
     @app.errorhandler(DBAPIError)
     def _database_error(exc: DBAPIError) -> Response:

@@ -8,6 +8,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from wxhub.db.tls import DbTls, tls_failure
+
 # Same semantics on every MySQL-compatible server whatever its configuration: strict types
 # (a bad value is an error, never a silent zero) and UTC timestamps.
 _MYSQL_INIT = (
@@ -18,8 +20,15 @@ MYSQL_CONNECT_TIMEOUT_S = 10
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(url: URL, *, writer: bool = False, **kwargs: Any) -> Engine:
+def make_engine(
+    url: URL, *, writer: bool = False, tls: DbTls | None = None, **kwargs: Any
+) -> Engine:
     """Create an engine for ``url`` with the settings wxhub relies on.
+
+    ``tls`` (MySQL only; the API and the job pass ``Settings.db_tls``): how connections use
+    TLS, see :mod:`wxhub.db.tls`; a TLS failure then raises its one-line
+    :class:`~wxhub.db.tls.DatabaseTlsError` instead of a connection error to retry. Without
+    it the URL and the driver's defaults decide (tests, tools).
 
     ``writer`` (the job's commands): on SQLite, every transaction takes the write lock when
     it begins, so several job processes on one file (shards side by side) wait their turn.
@@ -36,6 +45,7 @@ def make_engine(url: URL, *, writer: bool = False, **kwargs: Any) -> Engine:
             "local_infile": True,
             "connect_timeout": MYSQL_CONNECT_TIMEOUT_S,
             "init_command": _MYSQL_INIT,
+            **(tls.connect_args() if tls is not None else {}),
             **kwargs.pop("connect_args", {}),
         }
         # READ COMMITTED: under InnoDB's default REPEATABLE READ, every INSERT ... SELECT
@@ -43,10 +53,23 @@ def make_engine(url: URL, *, writer: bool = False, **kwargs: Any) -> Engine:
         # take twice as long). Each wxhub transaction is one file or one aggregation step, and
         # one job runs at a time, so statement-level snapshots are all it needs.
         kwargs.setdefault("isolation_level", "READ COMMITTED")
-        return create_engine(
+        engine = create_engine(
             url, connect_args=connect_args, pool_pre_ping=True, pool_recycle=3600, **kwargs
         )
+        if tls is not None:
+            _explain_tls_failures(engine, tls, url)
+        return engine
     return create_engine(url, **kwargs)
+
+
+def _explain_tls_failures(engine: Engine, tls: DbTls, url: URL) -> None:
+    """Raise a TLS failure as one line to act on, not as a connection failure to retry."""
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        failure = tls_failure(context.original_exception, tls, url)
+        if failure is not None:
+            raise failure from context.original_exception
 
 
 def _sqlite_engine(url: URL, *, writer: bool, **kwargs: Any) -> Engine:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, String, column, inspect, select, table
+from sqlalchemy.exc import DBAPIError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -19,6 +20,13 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration in migrations/versions; tests/db/test_migrations.py checks they agree.
 HEAD_REVISION = "0006"
 VERSION_TABLE = "alembic_version"
+# MySQL's "you may not": on a table, a column, the database, a global privilege.
+_PRIVILEGE_ERRORS = (1142, 1143, 1044, 1227)
+
+
+class SchemaNotMigrated(Exception):  # noqa: N818  (reads as the condition it names)
+    """The schema is behind this wxhub and the database user may not migrate it (the job's
+    and the API's users cannot, by design: wxhub.db.users); the message says what to run."""
 
 
 def alembic_config() -> Config:
@@ -54,7 +62,19 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
         from alembic import command  # noqa: PLC0415
 
         config = alembic_config()
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+        try:
+            with engine.begin() as conn:
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+        except DBAPIError as exc:
+            code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+            if code not in _PRIVILEGE_ERRORS:
+                raise
+            raise SchemaNotMigrated(
+                f"the schema is at revision {before or '(none: an empty database)'} and this "
+                f"wxhub needs {HEAD_REVISION}, which the database user "
+                f"{engine.url.username or '(default)'} may not make ({exc.orig}): run "
+                "`wxhub migrate` as the master user first (on AWS, the migration task: "
+                ".github/scripts/run-migrations)"
+            ) from exc
     return before, HEAD_REVISION

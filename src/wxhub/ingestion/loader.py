@@ -48,6 +48,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import CreateTable
 
 from wxhub.db.engine import is_connection_failure
 from wxhub.db.schema import StationId, aggregation_pending, weather_observations
@@ -98,7 +99,10 @@ class Loader:
         self.conn = conn
         with conn.begin():
             # A pooled connection may keep it from an earlier run; its rows are cleared per use.
-            _staging.create(conn, checkfirst=True)
+            # IF NOT EXISTS rather than checkfirst: the check (DESCRIBE) needs a privilege on
+            # the table's name that the job's database user, with CREATE TEMPORARY TABLES
+            # alone, does not hold (wxhub.db.users).
+            conn.execute(CreateTable(_staging, if_not_exists=True))
 
     def load(self, parsed: ParsedFile) -> LoadCounts:
         """Write the file's rows; returns how many were inserted, updated and unchanged."""
@@ -253,7 +257,7 @@ class MysqlLoader(Loader):
     def __init__(self, conn: Connection) -> None:
         super().__init__(conn)
         with conn.begin():
-            _chunk.create(conn, checkfirst=True)
+            conn.execute(CreateTable(_chunk, if_not_exists=True))
         self.local_infile = self._probe_local_infile()
 
     def bulk_copy(self, parsed: ParsedFile, target: Table) -> None:

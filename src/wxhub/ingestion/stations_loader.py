@@ -41,6 +41,7 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.schema import CreateTable
 
 from wxhub.db.retry import DEFAULT_RETRY_S, with_retries
 from wxhub.db.schema import StationId, bump_data_version, stations
@@ -178,7 +179,8 @@ def _load(
 ) -> None:
     """Everything that changes the database, in the caller's transaction."""
     # A pooled connection may keep the temporary table from an earlier load: emptied first.
-    _staging.create(conn, checkfirst=True)
+    # IF NOT EXISTS, not checkfirst: see Loader.__init__ (the job user cannot DESCRIBE it).
+    conn.execute(CreateTable(_staging, if_not_exists=True))
     conn.execute(_staging.delete())
     parser = StationListParser()
     _stage(conn, parser.rows(iter_lines(data)))

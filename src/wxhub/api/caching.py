@@ -62,12 +62,11 @@ def with_cache_headers(response: Response, representation: str) -> Response:
     response.set_etag(etag)
     response.headers["Cache-Control"] = CACHE_CONTROL
     response.vary.add("Accept")
-    if response.status_code == 200 and not response.is_streamed:
+    cache = response_cache()
+    if cache.max_bytes and response.status_code == 200 and not response.is_streamed:
         headers = response.headers
         kept = [(name, headers[name]) for name in _KEPT_HEADERS if name in headers]
-        response_cache().put(
-            etag, StoredResponse(response.get_data(), response.mimetype or "", tuple(kept))
-        )
+        cache.put(etag, StoredResponse(response.get_data(), response.mimetype or "", tuple(kept)))
     return response
 
 

@@ -1,12 +1,12 @@
 """The API's database access: one engine per process, one connection per serving thread.
 
 Each thread keeps its connection across the requests it serves (a pool checkout, a liveness
-ping and a reset per request cost as much as a page's own query). A request uses it on first
-need and ends with it: on SQLite inside one transaction (BEGIN ... ROLLBACK), so the
-data-version check and the query read one snapshot; on MySQL in autocommit, each read its
-own snapshot (the job's engine reads at READ COMMITTED anyway, and the version is read
-first, so an answer is never older than its ETag), and no transaction stays open to hold
-metadata locks against a migration.
+ping and a reset per request cost as much as a page's own query). Reads run in autocommit,
+each its own snapshot, on both backends: no transaction stays open on a kept connection (it
+would hold MySQL's metadata locks against a migration, or SQLite's WAL snapshot), and none
+needs a BEGIN or a ROLLBACK. The data version is read first, so an answer is never older
+than its ETag: a request that straddles the job's commit may show the new data under the
+old version's ETag, which no later request can ask for (they all read the new version).
 
 A kept connection the server has dropped (a restart, a failover, an idle timeout) fails the
 request's first read, the data version: that read is tried once more on a fresh connection,
@@ -39,8 +39,9 @@ class ThreadConnections:
         if conn is None or conn.closed or conn.invalidated:
             conn = self.engine.connect()
             if conn.dialect.name != "sqlite":
-                # Whatever engine the app was given (tests pass the job's): an open
-                # transaction on a kept connection would hold metadata locks for good.
+                # Whatever engine the app was given (tests pass the job's). SQLite's
+                # connections are in autocommit already (db/engine.py): reads.run never
+                # begins the transaction the engine would open with BEGIN.
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             self._local.conn = conn
         return conn
@@ -66,10 +67,7 @@ def connection() -> Connection:
     """This request's connection."""
     conn: Connection | None = g.get("db_connection")
     if conn is None:
-        conn = _connections().get()
-        if conn.dialect.name == "sqlite":
-            conn.begin()  # one snapshot for the request (reads.run would not begin one)
-        g.db_connection = conn
+        conn = g.db_connection = _connections().get()
     return conn
 
 

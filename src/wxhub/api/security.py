@@ -48,8 +48,8 @@ def register(app: Flask, settings: Settings) -> None:
                 f"the query string is {len(request.query_string)} bytes; at most "
                 f"{MAX_QUERY_STRING_BYTES} are accepted (e.g. 200 station ids at once)",
             )
-        for name in request.args:
-            if len(request.args.getlist(name)) > 1:
+        for name, values in request.args.lists():
+            if len(values) > 1:
                 return problem(
                     400,
                     "Invalid request",

@@ -34,7 +34,8 @@ def test_prod_is_highly_available_protected_and_keeps_swagger_private() -> None:
     assert prod.db_backup_retention_days > settings_for("dev").db_backup_retention_days
     assert not prod.api_docs_public
     assert prod.vpc_endpoints
-    assert prod.api_max_tasks > 1
+    assert prod.api_min_tasks >= 2
+    assert prod.api_max_tasks > prod.api_min_tasks
 
 
 def test_dev_is_single_az_unprotected_with_public_swagger() -> None:
@@ -84,6 +85,12 @@ def test_an_hourly_schedule_is_a_valid_setting() -> None:
 def test_job_shards_outside_one_to_five_are_rejected(shards: int) -> None:
     with pytest.raises(SettingsError, match=r"allowed 1\.\.5"):
         EnvironmentSettings(name="x", job_shards=shards)
+
+
+@pytest.mark.parametrize(("low", "high"), [(0, 2), (3, 2)])
+def test_an_api_task_range_that_is_empty_or_starts_at_zero_is_rejected(low: int, high: int) -> None:
+    with pytest.raises(SettingsError, match="allowed 1 <= api_min_tasks <= api_max_tasks"):
+        EnvironmentSettings(name="x", api_min_tasks=low, api_max_tasks=high)
 
 
 def test_a_non_numeric_shard_count_in_context_is_rejected() -> None:

@@ -81,6 +81,9 @@ class EnvironmentSettings:
     api_cpu: int = 256
     api_memory_mib: int = 512
     api_web_concurrency: int = 2
+    # Auto scaling keeps the count between these (the service itself sets none); two or more
+    # tasks are spread over both AZs, so the API survives the loss of one like the database.
+    api_min_tasks: int = 1
     api_max_tasks: int = 2
     api_cpu_target_percent: int = 60
     api_requests_per_target_per_minute: int = 1000
@@ -132,8 +135,11 @@ class EnvironmentSettings:
                 f"log_retention_days is {self.log_retention_days}; "
                 f"allowed {sorted(LOG_RETENTION_NAMES)}"
             )
-        if self.api_max_tasks < 1:
-            raise SettingsError(f"api_max_tasks is {self.api_max_tasks}; it must be at least 1")
+        if not 1 <= self.api_min_tasks <= self.api_max_tasks:
+            raise SettingsError(
+                f"api_min_tasks is {self.api_min_tasks} and api_max_tasks {self.api_max_tasks}; "
+                "allowed 1 <= api_min_tasks <= api_max_tasks"
+            )
         if not self.db_instance_class.startswith("db."):
             raise SettingsError(
                 f"db_instance_class {self.db_instance_class!r}: "
@@ -261,6 +267,8 @@ ENVIRONMENTS: dict[str, EnvironmentSettings] = {
         api_cpu=512,
         api_memory_mib=1024,
         api_web_concurrency=3,
+        # Never a single task: one per AZ at least, as the database is Multi-AZ.
+        api_min_tasks=2,
         api_max_tasks=4,
         api_docs_public=False,
         job_cpu=1024,

@@ -81,10 +81,29 @@ def test_an_hourly_schedule_is_a_valid_setting() -> None:
     assert EnvironmentSettings(name="x", job_schedule="cron(0 * * * ? *)").job_schedule
 
 
-@pytest.mark.parametrize("shards", [0, 6])
-def test_job_shards_outside_one_to_five_are_rejected(shards: int) -> None:
-    with pytest.raises(SettingsError, match=r"allowed 1\.\.5"):
+@pytest.mark.parametrize("shards", [0, 65])
+def test_job_shards_outside_one_to_sixty_four_are_rejected(shards: int) -> None:
+    with pytest.raises(SettingsError, match=r"job_shards is -?\d+; allowed 1\.\.64"):
         EnvironmentSettings(name="x", job_shards=shards)
+
+
+def test_sixty_four_shards_are_a_setting_not_a_code_change() -> None:
+    settings = settings_from_context(
+        {"env": "prod", "jobShards": "64", "jobMaxConcurrentShards": "16"}
+    )
+    assert (settings.job_shards, settings.job_max_concurrent_shards) == (64, 16)
+
+
+@pytest.mark.parametrize("concurrency", [0, 65])
+def test_a_map_concurrency_outside_one_to_sixty_four_is_rejected(concurrency: int) -> None:
+    with pytest.raises(SettingsError, match=r"job_max_concurrent_shards is -?\d+; allowed 1\.\.64"):
+        EnvironmentSettings(name="x", job_max_concurrent_shards=concurrency)
+
+
+@pytest.mark.parametrize("hours", [0, 24])
+def test_a_run_timeout_of_a_day_or_more_is_rejected(hours: int) -> None:
+    with pytest.raises(SettingsError, match=r"job_timeout_hours is \d+; allowed 1\.\.23"):
+        EnvironmentSettings(name="x", job_timeout_hours=hours)
 
 
 @pytest.mark.parametrize(("low", "high"), [(0, 2), (3, 2)])

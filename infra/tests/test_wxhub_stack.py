@@ -24,6 +24,7 @@ MAIN_OUTPUTS = {
     "JobSecurityGroupId",
     "PrivateSubnetIds",
     "JobContainerName",
+    "JobStateMachineArn",
 }
 
 
@@ -110,9 +111,31 @@ def test_no_ipv6_rule_exists(either: Template) -> None:
 
 # Every IAM statement of a main stack, dev or prod: the execution roles of the API and the job
 # (4 each: pull the image, log in to ECR, write logs, read the secret), the job's task role
-# (read the raw bucket), the schedule's role (4: run the task, tag it, pass its two roles) and
-# the flow log's role (1). A change is a grant added or removed: review it, then count again.
-IAM_STATEMENTS = 14
+# (read the raw bucket), the schedule's role (1: start the state machine), the state machine's
+# role (8: list its own executions, deliver its logs, send traces, run the job's family in the
+# cluster, follow and stop those tasks, tag them, pass the job's two roles, the ECS events rule
+# of .sync) and the flow log's role (1). A change is a grant added or removed: review it,
+# then count again.
+IAM_STATEMENTS = 19
+
+# Actions that take no resource (IAM accepts only "*" for them).
+UNSCOPED_ACTIONS = {
+    "ecr:GetAuthorizationToken",
+    # the state machine's log delivery to CloudWatch Logs
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+    # its X-Ray traces
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+}
 
 
 def policy_statements(template: Template) -> Iterator[dict[str, Any]]:
@@ -145,11 +168,14 @@ def test_only_actions_that_take_no_resource_are_granted_on_every_resource(
     either: Template,
 ) -> None:
     unscoped = {
-        statement["Action"]
+        action
         for statement in policy_statements(either)
         if statement["Resource"] == "*"
+        for action in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
     }
-    assert unscoped == {"ecr:GetAuthorizationToken"}
+    assert unscoped == UNSCOPED_ACTIONS
 
 
 def test_no_task_role_may_put_metrics_because_emf_goes_through_the_logs(either: Template) -> None:
@@ -164,7 +190,8 @@ def test_every_role_is_for_one_service_of_this_stack(either: Template) -> None:
         principals.add(statement["Principal"]["Service"])
     assert principals == {
         "ecs-tasks.amazonaws.com",  # task and execution roles
-        "events.amazonaws.com",  # the schedule's RunTask
+        "events.amazonaws.com",  # the schedule's StartExecution
+        "states.amazonaws.com",  # the state machine's RunTask
         "vpc-flow-logs.amazonaws.com",
         "monitoring.rds.amazonaws.com",  # enhanced monitoring
     }
@@ -354,7 +381,35 @@ def test_the_job_schedule_and_shards_come_from_context() -> None:
         if "ScheduleExpression" in rule["Properties"]
     ]
     assert schedule["ScheduleExpression"] == "rate(1 hour)"
-    assert len(schedule["Targets"]) == 2
+    (target,) = schedule["Targets"]
+    state_machine = only_logical_id(
+        template, "AWS::StepFunctions::StateMachine", "OrchestrationStateMachine"
+    )
+    assert target["Arn"] == {"Ref": state_machine}
+    definition = json.dumps(resources(template, "AWS::StepFunctions::StateMachine"))
+    assert '\\"--shard\\",\\"2/2\\"' in definition
+    assert "3/" not in definition
+
+
+def test_the_state_machine_runs_the_job_in_its_network_and_alarms_to_the_topic(
+    dev: Template,
+) -> None:
+    (machine,) = resources(dev, "AWS::StepFunctions::StateMachine").values()
+    definition = json.dumps(machine["Properties"]["DefinitionString"])
+    for subnet in ("NetworkVpcappSubnet1", "NetworkVpcappSubnet2"):
+        assert only_logical_id(dev, "AWS::EC2::Subnet", subnet) in definition
+    assert group(dev, "IngestionJobSecurityGroup") in definition
+    assert "wxhub-dev-job" in definition
+    alarm = resources(dev, "AWS::CloudWatch::Alarm")[
+        only_logical_id(dev, "AWS::CloudWatch::Alarm", "OrchestrationJobExecutionsFailed")
+    ]
+    assert alarm["Properties"]["AlarmActions"] == [
+        {"Ref": only_logical_id(dev, "AWS::SNS::Topic", "MonitoringAlarmTopic")}
+    ]
+    outputs = dev.to_json()["Outputs"]
+    assert outputs["JobStateMachineArn"]["Value"] == {
+        "Ref": only_logical_id(dev, "AWS::StepFunctions::StateMachine", "OrchestrationStateMachine")
+    }
 
 
 def test_no_statement_names_noaas_bucket_unless_a_ghcn_source_does(either: Template) -> None:

@@ -18,9 +18,11 @@ from typing import Any
 
 from aws_cdk import aws_logs as logs
 
-# EventBridge runs at most five targets per rule; one target per shard keeps the schedule a
-# single rule that an operator can read.
-MAX_JOB_SHARDS = 5
+# The Step Functions Map state runs one ECS task per shard (orchestration.py); 64 keeps one
+# night's Map state well inside the service's limits and the RDS connection budget.
+MAX_JOB_SHARDS = 64
+# Under a day: a nightly execution must end (or time out and alarm) before the next one.
+MAX_JOB_TIMEOUT_HOURS = 23
 
 # CloudWatch Logs accepts only these retention periods (days -> aws_logs.RetentionDays name).
 LOG_RETENTION_NAMES = {
@@ -92,7 +94,13 @@ class EnvironmentSettings:
     job_cpu: int = 512
     job_memory_mib: int = 1024
     job_schedule: str = "cron(0 1 * * ? *)"
+    # Each scheduled execution: migrate once, `ingest --shard K/N` for K = 1..N (at most
+    # job_max_concurrent_shards tasks at a time), then one aggregate (orchestration.py).
     job_shards: int = 1
+    job_max_concurrent_shards: int = 8
+    # An execution still running after this many hours (queued behind another included) is
+    # stopped as TIMED_OUT, which alarms.
+    job_timeout_hours: int = 12
     # --- what the job reads (its SOURCE arguments and its station selection) ---
     # The stack's raw bucket, s3://<raw bucket>/: what the job has always read.
     job_reads_raw_bucket: bool = True
@@ -123,7 +131,16 @@ class EnvironmentSettings:
         if not 1 <= self.job_shards <= MAX_JOB_SHARDS:
             raise SettingsError(
                 f"job_shards is {self.job_shards}; allowed 1..{MAX_JOB_SHARDS} "
-                "(one EventBridge target per shard, at most five targets per rule)"
+                "(one ECS task per shard in the state machine's Map state)"
+            )
+        if not 1 <= self.job_max_concurrent_shards <= MAX_JOB_SHARDS:
+            raise SettingsError(
+                f"job_max_concurrent_shards is {self.job_max_concurrent_shards}; "
+                f"allowed 1..{MAX_JOB_SHARDS}"
+            )
+        if not 1 <= self.job_timeout_hours <= MAX_JOB_TIMEOUT_HOURS:
+            raise SettingsError(
+                f"job_timeout_hours is {self.job_timeout_hours}; allowed 1..{MAX_JOB_TIMEOUT_HOURS}"
             )
         if not _SCHEDULE.match(self.job_schedule):
             raise SettingsError(
@@ -289,6 +306,7 @@ CONTEXT_FIELDS = {
     "imageTag": "image_tag",
     "schedule": "job_schedule",
     "jobShards": "job_shards",
+    "jobMaxConcurrentShards": "job_max_concurrent_shards",
     "jobReadsRawBucket": "job_reads_raw_bucket",
     "ghcnSources": "ghcn_sources",
     "jobStations": "job_stations",
@@ -359,6 +377,7 @@ def _bbox(key: str, value: Any) -> tuple[float, ...]:
 
 _CONTEXT_CONVERSIONS: dict[str, Callable[[str, Any], Any]] = {
     "jobShards": _whole_number,
+    "jobMaxConcurrentShards": _whole_number,
     "jobReadsRawBucket": _flag,
     "ghcnSources": _list,
     "jobStations": _list,

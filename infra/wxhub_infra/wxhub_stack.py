@@ -18,6 +18,7 @@ from wxhub_infra.ingestion_job import CONTAINER_NAME as JOB_CONTAINER_NAME
 from wxhub_infra.ingestion_job import IngestionJob
 from wxhub_infra.monitoring import Monitoring
 from wxhub_infra.network import Network
+from wxhub_infra.orchestration import Orchestration
 from wxhub_infra.settings import EnvironmentSettings
 
 # Synthesis must not fail for want of these (the registry stack, deployed first, needs
@@ -81,11 +82,22 @@ class WxhubStack(Stack):
             "IngestionJob",
             settings=settings,
             vpc=network.vpc,
-            app_subnets=network.app_subnets,
-            cluster=cluster,
             image=image,
             db_secret=database.secret,
             log_group=monitoring.job_logs,
+        )
+        # The nightly run: one execution at a time of migrate, N shards, aggregate.
+        orchestration = Orchestration(
+            self,
+            "Orchestration",
+            settings=settings,
+            cluster=cluster,
+            subnet_ids=network.app_subnet_ids,
+            security_group=job.security_group,
+            task_definition=job.task_definition,
+            container_name=JOB_CONTAINER_NAME,
+            sources=job.sources,
+            alarm_topic=monitoring.topic,
         )
 
         database.allow_from(api.service_security_group, "MySQL from the API tasks")
@@ -111,6 +123,7 @@ class WxhubStack(Stack):
             value=Fn.join(",", network.app_subnet_ids),
         )
         CfnOutput(self, "JobContainerName", value=JOB_CONTAINER_NAME)
+        CfnOutput(self, "JobStateMachineArn", value=orchestration.state_machine.state_machine_arn)
 
     def _require(self, value: str | None, context_key: str, what: str, placeholder: str) -> str:
         """``value``, or a placeholder and an error that stops `cdk deploy` of this stack only.

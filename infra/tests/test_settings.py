@@ -313,3 +313,16 @@ def test_names_derive_from_the_environment() -> None:
     assert dev.repository_name == "wxhub-dev"
     assert dev.metrics_namespace == "wxhub/dev"
     assert dev.job_family == "wxhub-dev-job"
+
+
+@pytest.mark.parametrize(
+    "reference", ["sha256:" + "0f" * 32, "0123456789abcdef0123456789abcdef01234567", "check"]
+)
+def test_an_image_digest_or_tag_is_a_valid_image_reference(reference: str) -> None:
+    assert EnvironmentSettings(name="x", image_tag=reference).image_tag == reference
+
+
+@pytest.mark.parametrize("reference", ["sha256:abc", "latest tag", "repo:tag", ""])
+def test_an_image_reference_ecr_could_not_resolve_is_rejected(reference: str) -> None:
+    with pytest.raises(SettingsError, match="neither an image digest"):
+        EnvironmentSettings(name="x", image_tag=reference or "-x")

@@ -210,6 +210,16 @@ def test_both_containers_run_the_image_tag_from_the_environment_repository(
     assert images.pop().endswith('"/wxhub-dev:0a1b2c3"]]}')
 
 
+def test_an_image_digest_is_run_by_digest_in_both_containers() -> None:
+    digest = "sha256:" + "ab" * 32
+    _, main = synth("prod", imageTag=digest, certificateArn=CERTIFICATE_ARN)
+    tasks = resources(Template.from_stack(main), "AWS::ECS::TaskDefinition")
+    assert len(tasks) == 2
+    for task in tasks.values():
+        (definition,) = task["Properties"]["ContainerDefinitions"]
+        assert json.dumps(definition["Image"]).endswith(f'"/wxhub-prod@{digest}"]]}}')
+
+
 def test_both_containers_read_the_database_secret_attached_to_the_instance(
     dev: Template,
 ) -> None:

@@ -46,6 +46,9 @@ GHCN_BUCKET = "noaa-ghcn-pds"
 GHCN_EXAMPLE_SOURCE = f"s3://{GHCN_BUCKET}/csv.gz/by_station/"
 
 _SCHEDULE = re.compile(r"^(cron|rate)\(.+\)$")
+# What `imageTag` may name: an image digest (what CI deploys, the same bytes in every
+# environment) or an ECR tag (by hand: the full git sha the image was built from).
+_IMAGE_REFERENCE = re.compile(r"sha256:[0-9a-f]{64}|[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[\w-]+$")
 # What `wxhub run` accepts in WXHUB_STATIONS, WXHUB_COUNTRY and WXHUB_STATE (see wxhub.cli):
 # checked here too, so a bad value fails the synthesis rather than the first night's run.
@@ -166,6 +169,11 @@ class EnvironmentSettings:
             raise SettingsError(
                 f"certificateArn {self.certificate_arn!r} is not an ACM certificate ARN "
                 "(arn:aws:acm:<region>:<account>:certificate/<id>)"
+            )
+        if self.image_tag is not None and not _IMAGE_REFERENCE.fullmatch(self.image_tag):
+            raise SettingsError(
+                f"imageTag {self.image_tag!r} is neither an image digest (sha256:<64 hex>) "
+                "nor an ECR tag (the full git sha)"
             )
         self._check_job_sources()
         self._check_job_selection()

@@ -35,7 +35,10 @@ class WxhubStack(Stack):
     ):
         super().__init__(scope, construct_id, **kwargs)
         image_tag = self._require(
-            settings.image_tag, "imageTag", "the image tag to run (the git sha)", MISSING_IMAGE_TAG
+            settings.image_tag,
+            "imageTag",
+            "the image to run (its digest sha256:..., or its tag: the full git sha)",
+            MISSING_IMAGE_TAG,
         )
         certificate_arn = self._require(
             settings.certificate_arn,
@@ -62,6 +65,7 @@ class WxhubStack(Stack):
         repository = ecr.Repository.from_repository_name(
             self, "Repository", settings.repository_name
         )
+        # A digest (sha256:...) becomes repository@digest: what runs cannot change under a tag.
         image = ecs.ContainerImage.from_ecr_repository(repository, image_tag)
 
         api = ApiService(

@@ -132,6 +132,8 @@ def test_an_execution_waits_until_it_is_the_oldest_running_one(machine: Template
     assert path(asl, asl["StartAt"], "ListRunning") == ["Settle", "ListRunning"]
     listing = asl["States"]["ListRunning"]
     assert listing["Resource"].endswith(":states:::aws-sdk:sfn:listExecutions")
+    # A throttled look is tried again rather than failing the night.
+    assert [r["ErrorEquals"] for r in listing["Retry"]] == [["States.ALL"]]
     assert listing["Parameters"] == {
         "StateMachineArn.$": "$$.StateMachine.Id",
         "StatusFilter": "RUNNING",

@@ -212,6 +212,13 @@ class Orchestration(Construct):
             },
             result_path="$.queue",
         )
+        # A read of our own executions: safe to repeat whatever went wrong (throttling, say).
+        list_running.add_retry(
+            errors=[sfn.Errors.ALL],
+            interval=Duration.seconds(10),
+            max_attempts=3,
+            backoff_rate=2,
+        )
         oldest = sfn.Pass(
             self,
             "Oldest",

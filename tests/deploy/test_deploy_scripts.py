@@ -25,7 +25,7 @@ DIGEST = "sha256:" + "ab" * 32
 OTHER_DIGEST = "sha256:" + "cd" * 32
 DEV = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/wxhub-dev"
 PROD = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/wxhub-prod"
-SHA = "0123456789abcdef0123456789abcdef01234567"
+SHA = "0f" * 20  # a full commit sha (40 hex digits)
 CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
 
 pytestmark = pytest.mark.skipif(shutil.which("jq") is None, reason="the scripts need jq")

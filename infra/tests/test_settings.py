@@ -315,9 +315,7 @@ def test_names_derive_from_the_environment() -> None:
     assert dev.job_family == "wxhub-dev-job"
 
 
-@pytest.mark.parametrize(
-    "reference", ["sha256:" + "0f" * 32, "a1" * 20, "check"]
-)
+@pytest.mark.parametrize("reference", ["sha256:" + "0f" * 32, "a1" * 20, "check"])
 def test_an_image_digest_or_tag_is_a_valid_image_reference(reference: str) -> None:
     assert EnvironmentSettings(name="x", image_tag=reference).image_tag == reference
 

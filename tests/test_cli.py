@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from sqlalchemy import create_engine, func, select, update
+from sqlalchemy import Engine, create_engine, func, inspect, select, update
 from sqlalchemy.engine import URL
 
 from tests.conftest import DATA_DIR, noaa_line, throwaway_mysql_database, write_station
 from tests.ingestion.test_ingest import snapshot
+from wxhub.db import migrate
 from wxhub.db.engine import make_engine
+from wxhub.db.migrate import current_revision
 from wxhub.db.schema import aggregation_pending, weather_observations, weather_yearly_stats
 
 LINES = [noaa_line("20000101", 10, -20, 0), noaa_line("20000102", 20, -10, 5)]
@@ -362,6 +364,7 @@ def test_a_shard_that_gets_no_file_exits_0_and_leaves_the_other_shard_s_queue_al
     station = SHARD_2_OF_2[0]
     write_station(tmp_path / "in", station, TWO_YEARS)
     database = ("--database-url", url_of(db_url))
+    assert wxhub_in_process("migrate", *database).exit_code == 0
     loaded = wxhub_in_process("ingest", str(tmp_path / "in"), "--shard", "2/2", *database)
     assert loaded.exit_code == 0, loaded.output
     queued = {(station, 2000), (station, 2001)}
@@ -383,3 +386,59 @@ def test_a_shard_that_gets_no_file_exits_0_and_leaves_the_other_shard_s_queue_al
     aggregated = wxhub_in_process("aggregate", *database)
     assert aggregated.exit_code == 0, aggregated.output
     assert set(_yearly(db_url)) == queued
+
+
+# -- shards side by side: one migrate before them, none in them ---------------------------
+
+
+def test_a_shard_ingest_on_an_unmigrated_database_exits_2_naming_migrate_and_writes_nothing(
+    db_url: URL, tmp_path: Path, wxhub_in_process: Callable[..., Result]
+):
+    write_station(tmp_path / "in", SHARD_1_OF_2[0], TWO_YEARS)
+
+    result = wxhub_in_process(
+        "ingest", str(tmp_path / "in"), "--shard", "1/2", "--database-url", url_of(db_url)
+    )
+
+    assert result.exit_code == 2, result.output
+    (error,) = _events(result, "error")
+    assert "run `wxhub migrate` first" in str(error["message"])
+    assert "an empty database" in str(error["message"])
+    engine = make_engine(db_url)
+    assert current_revision(engine) is None
+    assert inspect(engine).get_table_names() == []
+    engine.dispose()
+
+
+def test_a_shard_ingest_neither_migrates_nor_aggregates(
+    db_url: URL,
+    tmp_path: Path,
+    wxhub_in_process: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+):
+    for station in SHARD_1_OF_2 + SHARD_2_OF_2:
+        write_station(tmp_path / "in", station, TWO_YEARS)
+    database = ("--database-url", url_of(db_url))
+    assert wxhub_in_process("migrate", *database).exit_code == 0
+    upgrades: list[object] = []
+    upgrade = migrate.upgrade
+
+    def counted_upgrade(engine: Engine) -> tuple[str | None, str]:
+        upgrades.append(engine)
+        return upgrade(engine)
+
+    monkeypatch.setattr(migrate, "upgrade", counted_upgrade)
+
+    results = [
+        wxhub_in_process("ingest", str(tmp_path / "in"), "--shard", f"{k}/2", *database)
+        for k in (1, 2)
+    ]
+
+    assert [r.exit_code for r in results] == [0, 0], [r.output for r in results]
+    assert upgrades == []
+    assert _yearly(db_url) == {}
+    every_year = {(s, y) for s in SHARD_1_OF_2 + SHARD_2_OF_2 for y in (2000, 2001)}
+    assert _pending(db_url) == every_year
+    assert wxhub_in_process("aggregate", *database).exit_code == 0
+    assert set(_yearly(db_url)) == every_year
+    assert len(upgrades) == 1, "the aggregate's own check, at the newest revision already"

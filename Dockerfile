@@ -16,7 +16,13 @@
 # With a read-only root filesystem, mount a writable /tmp (the loader stages LOAD DATA files
 # there, gunicorn keeps its worker heartbeat files there).
 
-ARG PYTHON_IMAGE=python:3.12-slim-bookworm
+# The base image by digest, not by tag alone: a tag moves every time Docker Hub rebuilds it, so
+# the same commit could build on different bytes. The digest is the multi-platform index of
+# python:3.12-slim-bookworm as it was when last refreshed; it does not move by itself, so
+# refresh it (docs/deployment.md, "The base image"): at least monthly, and whenever the deploy's
+# ECR scan reports HIGH or CRITICAL findings in Debian or Python packages:
+#   docker buildx imagetools inspect python:3.12-slim-bookworm | sed -n 's/^Digest: *//p'
+ARG PYTHON_IMAGE=python:3.12-slim-bookworm@sha256:782412e85d0f0984994c290652577d4018aff08145c85b262bb63dc0c7522254
 
 # --- builder: the wheel of this repository and the wheels of its dependencies ---------------
 FROM ${PYTHON_IMAGE} AS builder

@@ -1,7 +1,9 @@
 """The wxhub CDK app: the two stacks of the environment named by ``-c env=dev|prod``.
 
     cdk deploy Wxhub-dev-registry -c env=dev
-    cdk deploy Wxhub-dev -c env=dev -c imageTag=<git sha> -c certificateArn=arn:aws:acm:...
+    cdk deploy Wxhub-dev -c env=dev -c imageTag=<digest> -c certificateArn=arn:aws:acm:...
+
+``<digest>`` is the image's ``sha256:...`` (what CI deploys), or its tag: the full git sha.
 
 The stacks are environment-agnostic (account and region come from the credentials at deploy
 time), so synthesis needs no AWS access and no lookups: `python app.py` works offline.

@@ -10,16 +10,22 @@ import zlib
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import pymysql
 import pytest
 from click.testing import Result
-from sqlalchemy import create_engine, func, select, update
-from sqlalchemy.engine import URL
+from sqlalchemy import Engine, create_engine, func, inspect, select, update
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ProgrammingError
 
 from tests.conftest import DATA_DIR, noaa_line, throwaway_mysql_database, write_station
 from tests.ingestion.test_ingest import snapshot
+from wxhub.db import migrate
 from wxhub.db.engine import make_engine
+from wxhub.db.migrate import current_revision
 from wxhub.db.schema import aggregation_pending, weather_observations, weather_yearly_stats
+from wxhub.db.tls import DbTls
 
 LINES = [noaa_line("20000101", 10, -20, 0), noaa_line("20000102", 20, -10, 5)]
 SECRET = "s3cr3t-Pa$$w0rd"
@@ -362,6 +368,7 @@ def test_a_shard_that_gets_no_file_exits_0_and_leaves_the_other_shard_s_queue_al
     station = SHARD_2_OF_2[0]
     write_station(tmp_path / "in", station, TWO_YEARS)
     database = ("--database-url", url_of(db_url))
+    assert wxhub_in_process("migrate", *database).exit_code == 0
     loaded = wxhub_in_process("ingest", str(tmp_path / "in"), "--shard", "2/2", *database)
     assert loaded.exit_code == 0, loaded.output
     queued = {(station, 2000), (station, 2001)}
@@ -383,3 +390,131 @@ def test_a_shard_that_gets_no_file_exits_0_and_leaves_the_other_shard_s_queue_al
     aggregated = wxhub_in_process("aggregate", *database)
     assert aggregated.exit_code == 0, aggregated.output
     assert set(_yearly(db_url)) == queued
+
+
+# -- shards side by side: one migrate before them, none in them ---------------------------
+
+
+def test_a_shard_ingest_on_an_unmigrated_database_exits_2_naming_migrate_and_writes_nothing(
+    db_url: URL, tmp_path: Path, wxhub_in_process: Callable[..., Result]
+):
+    write_station(tmp_path / "in", SHARD_1_OF_2[0], TWO_YEARS)
+
+    result = wxhub_in_process(
+        "ingest", str(tmp_path / "in"), "--shard", "1/2", "--database-url", url_of(db_url)
+    )
+
+    assert result.exit_code == 2, result.output
+    (error,) = _events(result, "error")
+    assert "run `wxhub migrate` first" in str(error["message"])
+    assert "an empty database" in str(error["message"])
+    engine = make_engine(db_url)
+    assert current_revision(engine) is None
+    assert inspect(engine).get_table_names() == []
+    engine.dispose()
+
+
+def test_a_shard_ingest_neither_migrates_nor_aggregates(
+    db_url: URL,
+    tmp_path: Path,
+    wxhub_in_process: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+):
+    for station in SHARD_1_OF_2 + SHARD_2_OF_2:
+        write_station(tmp_path / "in", station, TWO_YEARS)
+    database = ("--database-url", url_of(db_url))
+    assert wxhub_in_process("migrate", *database).exit_code == 0
+    upgrades: list[object] = []
+    upgrade = migrate.upgrade
+
+    def counted_upgrade(engine: Engine) -> tuple[str | None, str]:
+        upgrades.append(engine)
+        return upgrade(engine)
+
+    monkeypatch.setattr(migrate, "upgrade", counted_upgrade)
+
+    results = [
+        wxhub_in_process("ingest", str(tmp_path / "in"), "--shard", f"{k}/2", *database)
+        for k in (1, 2)
+    ]
+
+    assert [r.exit_code for r in results] == [0, 0], [r.output for r in results]
+    assert upgrades == []
+    assert _yearly(db_url) == {}
+    every_year = {(s, y) for s in SHARD_1_OF_2 + SHARD_2_OF_2 for y in (2000, 2001)}
+    assert _pending(db_url) == every_year
+    assert wxhub_in_process("aggregate", *database).exit_code == 0
+    assert set(_yearly(db_url)) == every_year
+    assert len(upgrades) == 1, "the aggregate's own check, at the newest revision already"
+
+
+# -- the database's own rules: TLS, and users that may not migrate --------------------------
+
+
+def test_a_user_without_ddl_rights_stops_an_ingest_at_once_and_a_shard_asks_for_migrate(
+    db_url: URL,
+    tmp_path: Path,
+    wxhub_in_process: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # The job's database user (wxhub.db.users) on a schema behind its image: MySQL refuses the
+    # DDL. An ingest that migrates says to run the migration task; a shard never tries, and
+    # says to run `wxhub migrate` first. Both are the operator's to fix: exit 2, no retrying.
+    write_station(tmp_path / "in", SHARD_1_OF_2[0], TWO_YEARS)
+    database = ("--database-url", url_of(db_url))
+    from alembic import command  # noqa: PLC0415
+
+    def refused(*args: object, **kwargs: object) -> None:
+        denied = pymysql.err.OperationalError(
+            1142, "CREATE command denied to user 'wxhub_job'@'%' for table 'job_runs'"
+        )
+        raise ProgrammingError("CREATE TABLE job_runs (...)", {}, denied)
+
+    monkeypatch.setattr(command, "upgrade", refused)
+
+    whole = wxhub_in_process("ingest", str(tmp_path / "in"), *database)
+    shard = wxhub_in_process("ingest", str(tmp_path / "in"), "--shard", "1/2", *database)
+
+    assert [whole.exit_code, shard.exit_code] == [2, 2], [whole.output, shard.output]
+    (error,) = _events(whole, "error")
+    assert "may not make" in str(error["message"])
+    assert "run `wxhub migrate` as the master user first" in str(error["message"])
+    assert "the migration task" in str(error["message"])
+    (error,) = _events(shard, "error")
+    assert "run `wxhub migrate` first" in str(error["message"])
+    assert current_revision(make_engine(db_url)) is None
+
+
+def test_migrate_and_a_shard_connect_with_the_tls_setting(
+    tmp_path: Path, wxhub_in_process: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+):
+    # What a task on AWS gets: an RDS host in DB_HOST and WXHUB_DB_TLS. The engine is made with
+    # the setting; here it then opens a local SQLite file, as there is no RDS to reach.
+    from wxhub import cli  # noqa: PLC0415
+
+    local = make_url(f"sqlite:///{tmp_path / 'wxhub.db'}")
+    seen: list[tuple[str | None, DbTls | None]] = []
+
+    def recording(url: URL, *, tls: DbTls | None = None, **kwargs: Any) -> Engine:
+        seen.append((url.host, tls))
+        return make_engine(local, **kwargs)
+
+    monkeypatch.setattr(cli, "make_engine", recording)
+    write_station(tmp_path / "in", SHARD_1_OF_2[0], TWO_YEARS)
+    env = {
+        "DB_HOST": "wxhub-dev.abcdefghijkl.eu-west-1.rds.amazonaws.com",
+        "DB_USER": "wxhub_job",
+        "DB_PASSWORD": SECRET,
+        "DB_NAME": "wxhub",
+        "WXHUB_DB_TLS": "require",
+    }
+
+    migrated = wxhub_in_process("migrate", env=env)
+    loaded = wxhub_in_process("ingest", str(tmp_path / "in"), "--shard", "1/2", env=env)
+
+    assert [migrated.exit_code, loaded.exit_code] == [0, 0], [migrated.output, loaded.output]
+    assert [(host, tls.mode if tls else None) for host, tls in seen] == [
+        ("wxhub-dev.abcdefghijkl.eu-west-1.rds.amazonaws.com", "require"),
+        ("wxhub-dev.abcdefghijkl.eu-west-1.rds.amazonaws.com", "require"),
+    ]
+    assert SECRET not in migrated.output + loaded.output

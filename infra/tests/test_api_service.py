@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -161,14 +162,13 @@ def test_api_tasks_reach_out_on_https_only_until_the_database_lets_them_in(api: 
     }
 
 
-def test_the_service_runs_one_private_task_and_rolls_back_a_failed_deployment(
+def test_the_service_runs_private_tasks_and_rolls_back_a_failed_deployment(
     api: Template,
 ) -> None:
     api.has_resource_properties(
         "AWS::ECS::Service",
         Match.object_like(
             {
-                "DesiredCount": 1,
                 "LaunchType": "FARGATE",
                 "DeploymentConfiguration": Match.object_like(
                     {
@@ -193,19 +193,62 @@ def test_the_service_runs_one_private_task_and_rolls_back_a_failed_deployment(
     )
 
 
-def test_the_service_scales_from_one_to_the_maximum_of_the_settings(
+def test_a_deploy_leaves_the_task_count_to_auto_scaling(api: Template, prod_api: Template) -> None:
+    # A DesiredCount in the template is applied on every update of the service (each deploy
+    # brings a new task definition) and would undo a scale-out.
+    for template in (api, prod_api):
+        (service,) = resources(template, "AWS::ECS::Service").values()
+        assert "DesiredCount" not in service["Properties"]
+
+
+def test_tasks_are_spread_over_two_azs_and_rebalanced_after_an_outage(
+    prod_api: Template,
+) -> None:
+    (service,) = resources(prod_api, "AWS::ECS::Service").values()
+    props = service["Properties"]
+    assert props["AvailabilityZoneRebalancing"] == "ENABLED"
+    subnets = props["NetworkConfiguration"]["AwsvpcConfiguration"]["Subnets"]
+    zones = {
+        json.dumps(
+            resources(prod_api, "AWS::EC2::Subnet")[subnet["Ref"]]["Properties"]["AvailabilityZone"]
+        )
+        for subnet in subnets
+    }
+    assert len(zones) == 2
+
+
+def test_dev_scales_from_one_task_and_prod_never_runs_fewer_than_two(
     api: Template, prod_api: Template
 ) -> None:
     api.has_resource_properties(
         "AWS::ApplicationAutoScaling::ScalableTarget", {"MinCapacity": 1, "MaxCapacity": 2}
     )
     prod_api.has_resource_properties(
-        "AWS::ApplicationAutoScaling::ScalableTarget", {"MinCapacity": 1, "MaxCapacity": 4}
+        "AWS::ApplicationAutoScaling::ScalableTarget", {"MinCapacity": 2, "MaxCapacity": 4}
     )
 
 
-def test_the_service_scales_on_cpu_and_on_requests_per_target(api: Template) -> None:
-    policies = resources(api, "AWS::ApplicationAutoScaling::ScalingPolicy")
+def test_the_task_range_and_scaling_targets_follow_the_settings() -> None:
+    template = build(
+        dev(
+            api_min_tasks=3,
+            api_max_tasks=7,
+            api_cpu_target_percent=45,
+            api_requests_per_target_per_minute=400,
+        )
+    )
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget", {"MinCapacity": 3, "MaxCapacity": 7}
+    )
+    assert scaling_targets(template) == {
+        "ECSServiceAverageCPUUtilization": 45,
+        "ALBRequestCountPerTarget": 400,
+    }
+
+
+def scaling_targets(template: Template) -> dict[str, Any]:
+    """Predefined metric -> target value, of every target tracking policy."""
+    policies = resources(template, "AWS::ApplicationAutoScaling::ScalingPolicy")
     # Counted first: a third policy on the same metric would vanish in the dict below.
     assert len(policies) == 2
     metrics = {}
@@ -213,7 +256,14 @@ def test_the_service_scales_on_cpu_and_on_requests_per_target(api: Template) -> 
         config = policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]
         spec = config["PredefinedMetricSpecification"]
         metrics[spec["PredefinedMetricType"]] = config["TargetValue"]
-    assert metrics == {"ECSServiceAverageCPUUtilization": 60, "ALBRequestCountPerTarget": 1000}
+    return metrics
+
+
+def test_the_service_scales_on_cpu_and_on_requests_per_target(api: Template) -> None:
+    assert scaling_targets(api) == {
+        "ECSServiceAverageCPUUtilization": 60,
+        "ALBRequestCountPerTarget": 1000,
+    }
 
 
 def test_the_database_secret_fields_are_injected_as_db_variables(api: Template) -> None:

@@ -1,4 +1,5 @@
-"""The scheduled ingestion job and the raw bucket it reads."""
+"""The ingestion job's task definition and the raw bucket it reads (its schedule and steps:
+test_orchestration.py)."""
 
 from __future__ import annotations
 
@@ -36,8 +37,6 @@ def build(settings: EnvironmentSettings) -> Template:
         "Job",
         settings=settings,
         vpc=vpc,
-        app_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
-        cluster=ecs.Cluster(stack, "Cluster", vpc=vpc),
         image=ecs.ContainerImage.from_registry("wxhub:test"),
         db_secret=secretsmanager.Secret(stack, "DbSecret"),
         log_group=logs.LogGroup(stack, "JobLogs"),
@@ -51,13 +50,8 @@ def job() -> Template:
 
 
 @pytest.fixture(scope="module")
-def sharded_job() -> Template:
-    return build(dev(job_shards=3, job_schedule="rate(1 hour)"))
-
-
-@pytest.fixture(scope="module")
 def ghcn_job() -> Template:
-    """The raw bucket and an Illinois and Indiana region of NOAA's bucket, in two shards."""
+    """The raw bucket and an Illinois and Indiana region of NOAA's bucket."""
     return build(
         dev(
             ghcn_sources=(BY_STATION, STATION_LIST),
@@ -65,7 +59,6 @@ def ghcn_job() -> Template:
             job_country=("US",),
             job_state=("IL", "IN"),
             job_bbox=(-91.6, 36.9, -84.7, 42.6),
-            job_shards=2,
         )
     )
 
@@ -81,25 +74,17 @@ def bucket_command(template: Template, *args: str) -> list[Any]:
     return ["python", "-m", "wxhub.ingestion", *args, url]
 
 
-def schedule(template: Template) -> Any:
-    (rule,) = resources(template, "AWS::Events::Rule").values()
-    return rule["Properties"]
-
-
 def container(template: Template) -> Any:
     (task,) = resources(template, "AWS::ECS::TaskDefinition").values()
     (found,) = task["Properties"]["ContainerDefinitions"]
     return found
 
 
-def test_the_job_command_reads_its_sources_whole_or_one_shard_of_them() -> None:
-    assert job_command(["s3://raw/"]) == ["python", "-m", "wxhub.ingestion", "s3://raw/"]
-    assert job_command(["s3://raw/", BY_STATION], 2, 3) == [
+def test_the_job_command_is_a_whole_run_of_its_sources() -> None:
+    assert job_command(["s3://raw/", BY_STATION]) == [
         "python",
         "-m",
         "wxhub.ingestion",
-        "--shard",
-        "2/3",
         "s3://raw/",
         BY_STATION,
     ]
@@ -137,71 +122,15 @@ def test_replaced_file_versions_expire_after_90_days(job: Template) -> None:
     }
 
 
-def test_the_schedule_is_the_nightly_cron_of_the_settings(job: Template) -> None:
-    assert schedule(job)["ScheduleExpression"] == "cron(0 1 * * ? *)"
-
-
-def test_the_schedule_runs_one_private_fargate_task_of_the_job(job: Template) -> None:
-    (target,) = schedule(job)["Targets"]
-    ecs_parameters = target["EcsParameters"]
-    assert ecs_parameters["LaunchType"] == "FARGATE"
-    assert ecs_parameters["TaskCount"] == 1
-    assert ecs_parameters["TaskDefinitionArn"] == {
-        "Ref": only_logical_id(job, "AWS::ECS::TaskDefinition", "JobTaskDefinition")
-    }
-    network = ecs_parameters["NetworkConfiguration"]["AwsVpcConfiguration"]
-    assert network["AssignPublicIp"] == "DISABLED"
-    assert network["SecurityGroups"] == [
-        {
-            "Fn::GetAtt": [
-                only_logical_id(job, "AWS::EC2::SecurityGroup", "JobSecurityGroup"),
-                "GroupId",
-            ]
-        }
-    ]
-    assert "ContainerOverrides" not in target.get("Input", "")
+def test_the_job_schedules_nothing_itself(job: Template) -> None:
+    # The state machine's rule starts the runs (orchestration.py): no second way in.
+    assert resources(job, "AWS::Events::Rule") == {}
 
 
 def test_the_job_container_loads_the_raw_bucket(job: Template) -> None:
     definition = container(job)
     assert definition["Name"] == "job"
     assert definition["Command"] == bucket_command(job)
-
-
-def test_another_schedule_such_as_hourly_is_a_setting(sharded_job: Template) -> None:
-    assert schedule(sharded_job)["ScheduleExpression"] == "rate(1 hour)"
-
-
-def test_with_three_shards_the_schedule_starts_one_task_per_shard(sharded_job: Template) -> None:
-    bucket = only_logical_id(sharded_job, "AWS::S3::Bucket", "JobRawBucket")
-    targets = schedule(sharded_job)["Targets"]
-    assert len(targets) == 3
-    overrides = [container_overrides(target) for target in targets]
-    assert overrides == [
-        [
-            {
-                "name": "job",
-                "command": [
-                    "python",
-                    "-m",
-                    "wxhub.ingestion",
-                    "--shard",
-                    f"{shard}/3",
-                    f"s3://<{bucket}>/",
-                ],
-            }
-        ]
-        for shard in (1, 2, 3)
-    ]
-    assert all(target["EcsParameters"]["TaskCount"] == 1 for target in targets)
-
-
-def container_overrides(target: dict[str, Any]) -> Any:
-    """The overrides of an EcsTask target: JSON text joined around the bucket's Ref, which
-    is written here as ``<LogicalId>``."""
-    parts = target["Input"]["Fn::Join"][1]
-    text = "".join(part if isinstance(part, str) else f"<{part['Ref']}>" for part in parts)
-    return json.loads(text)["containerOverrides"]
 
 
 def test_the_job_reads_the_secret_as_db_variables(job: Template) -> None:
@@ -295,26 +224,6 @@ def test_ghcn_sources_follow_the_raw_bucket_on_the_command_line(ghcn_job: Templa
 
 def test_a_job_of_noaa_only_names_noaas_object_alone(noaa_only_job: Template) -> None:
     assert container(noaa_only_job)["Command"] == ["python", "-m", "wxhub.ingestion", THIS_YEAR]
-
-
-def test_each_shard_reads_every_source(ghcn_job: Template) -> None:
-    bucket = only_logical_id(ghcn_job, "AWS::S3::Bucket", "JobRawBucket")
-    targets = schedule(ghcn_job)["Targets"]
-    assert len(targets) == 2
-    commands = [override["command"] for t in targets for override in container_overrides(t)]
-    assert commands == [
-        [
-            "python",
-            "-m",
-            "wxhub.ingestion",
-            "--shard",
-            f"{shard}/2",
-            f"s3://<{bucket}>/",
-            BY_STATION,
-            STATION_LIST,
-        ]
-        for shard in (1, 2)
-    ]
 
 
 def test_the_selection_reaches_the_task_as_the_variables_wxhub_run_reads(

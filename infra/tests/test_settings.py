@@ -34,7 +34,8 @@ def test_prod_is_highly_available_protected_and_keeps_swagger_private() -> None:
     assert prod.db_backup_retention_days > settings_for("dev").db_backup_retention_days
     assert not prod.api_docs_public
     assert prod.vpc_endpoints
-    assert prod.api_max_tasks > 1
+    assert prod.api_min_tasks >= 2
+    assert prod.api_max_tasks > prod.api_min_tasks
 
 
 def test_dev_is_single_az_unprotected_with_public_swagger() -> None:
@@ -80,10 +81,35 @@ def test_an_hourly_schedule_is_a_valid_setting() -> None:
     assert EnvironmentSettings(name="x", job_schedule="cron(0 * * * ? *)").job_schedule
 
 
-@pytest.mark.parametrize("shards", [0, 6])
-def test_job_shards_outside_one_to_five_are_rejected(shards: int) -> None:
-    with pytest.raises(SettingsError, match=r"allowed 1\.\.5"):
+@pytest.mark.parametrize("shards", [0, 65])
+def test_job_shards_outside_one_to_sixty_four_are_rejected(shards: int) -> None:
+    with pytest.raises(SettingsError, match=r"job_shards is -?\d+; allowed 1\.\.64"):
         EnvironmentSettings(name="x", job_shards=shards)
+
+
+def test_sixty_four_shards_are_a_setting_not_a_code_change() -> None:
+    settings = settings_from_context(
+        {"env": "prod", "jobShards": "64", "jobMaxConcurrentShards": "16"}
+    )
+    assert (settings.job_shards, settings.job_max_concurrent_shards) == (64, 16)
+
+
+@pytest.mark.parametrize("concurrency", [0, 65])
+def test_a_map_concurrency_outside_one_to_sixty_four_is_rejected(concurrency: int) -> None:
+    with pytest.raises(SettingsError, match=r"job_max_concurrent_shards is -?\d+; allowed 1\.\.64"):
+        EnvironmentSettings(name="x", job_max_concurrent_shards=concurrency)
+
+
+@pytest.mark.parametrize("hours", [0, 24])
+def test_a_run_timeout_of_a_day_or_more_is_rejected(hours: int) -> None:
+    with pytest.raises(SettingsError, match=r"job_timeout_hours is \d+; allowed 1\.\.23"):
+        EnvironmentSettings(name="x", job_timeout_hours=hours)
+
+
+@pytest.mark.parametrize(("low", "high"), [(0, 2), (3, 2)])
+def test_an_api_task_range_that_is_empty_or_starts_at_zero_is_rejected(low: int, high: int) -> None:
+    with pytest.raises(SettingsError, match="allowed 1 <= api_min_tasks <= api_max_tasks"):
+        EnvironmentSettings(name="x", api_min_tasks=low, api_max_tasks=high)
 
 
 def test_a_non_numeric_shard_count_in_context_is_rejected() -> None:
@@ -346,3 +372,14 @@ def test_no_nat_gateway_without_endpoints_is_rejected() -> None:
 def test_a_nat_gateway_count_outside_0_to_2_is_rejected(count: int) -> None:
     with pytest.raises(SettingsError, match=r"allowed 0\.\.2"):
         EnvironmentSettings(name="x", nat_gateways=count, vpc_endpoints=True)
+
+
+@pytest.mark.parametrize("reference", ["sha256:" + "0f" * 32, "a1" * 20, "check"])
+def test_an_image_digest_or_tag_is_a_valid_image_reference(reference: str) -> None:
+    assert EnvironmentSettings(name="x", image_tag=reference).image_tag == reference
+
+
+@pytest.mark.parametrize("reference", ["sha256:abc", "latest tag", "repo:tag", ""])
+def test_an_image_reference_ecr_could_not_resolve_is_rejected(reference: str) -> None:
+    with pytest.raises(SettingsError, match="neither an image digest"):
+        EnvironmentSettings(name="x", image_tag=reference or "-x")

@@ -34,6 +34,7 @@ MAIN_OUTPUTS = {
     "MigrationTaskDefinitionArn",
     "MigrationContainerName",
     "MigrationSecurityGroupId",
+    "JobStateMachineArn",
 }
 
 
@@ -128,10 +129,31 @@ def test_no_ipv6_rule_exists(either: Template) -> None:
 # Every IAM statement of a main stack, dev or prod: the execution roles of the API and the job
 # (4 each: pull the image, log in to ECR, write logs, read its own database secret), the
 # migration task's execution role (6: the same, reading three secrets: the master's, the job's
-# and the API's), the job's task role (read the raw bucket), the schedule's role (4: run the
-# task, tag it, pass its two roles) and the flow log's role (1). A change is a grant added or
-# removed: review it, then count again.
-IAM_STATEMENTS = 20
+# and the API's), the job's task role (read the raw bucket), the schedule's role (1: start the
+# state machine), the state machine's role (8: list its own executions, deliver its logs, send
+# traces, run the job's and the migration's families in the cluster, follow and stop those
+# tasks, tag them, pass the four roles of the two families, the ECS events rule of .sync) and
+# the flow log's role (1). A change is a grant added or removed: review it, then count again.
+IAM_STATEMENTS = 25
+
+# Actions that take no resource (IAM accepts only "*" for them).
+UNSCOPED_ACTIONS = {
+    "ecr:GetAuthorizationToken",
+    # the state machine's log delivery to CloudWatch Logs
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+    # its X-Ray traces
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+}
 
 
 def policy_statements(template: Template) -> Iterator[dict[str, Any]]:
@@ -164,11 +186,14 @@ def test_only_actions_that_take_no_resource_are_granted_on_every_resource(
     either: Template,
 ) -> None:
     unscoped = {
-        statement["Action"]
+        action
         for statement in policy_statements(either)
         if statement["Resource"] == "*"
+        for action in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
     }
-    assert unscoped == {"ecr:GetAuthorizationToken"}
+    assert unscoped == UNSCOPED_ACTIONS
 
 
 def test_no_task_role_may_put_metrics_because_emf_goes_through_the_logs(either: Template) -> None:
@@ -183,7 +208,8 @@ def test_every_role_is_for_one_service_of_this_stack(either: Template) -> None:
         principals.add(statement["Principal"]["Service"])
     assert principals == {
         "ecs-tasks.amazonaws.com",  # task and execution roles
-        "events.amazonaws.com",  # the schedule's RunTask
+        "events.amazonaws.com",  # the schedule's StartExecution
+        "states.amazonaws.com",  # the state machine's RunTask
         "vpc-flow-logs.amazonaws.com",
         "monitoring.rds.amazonaws.com",  # enhanced monitoring
     }
@@ -200,6 +226,16 @@ def test_every_container_runs_the_image_tag_from_the_environment_repository(
         images.add(json.dumps(definition["Image"]))
     assert len(images) == 1
     assert images.pop().endswith('"/wxhub-dev:0a1b2c3"]]}')
+
+
+def test_an_image_digest_is_run_by_digest_in_every_container() -> None:
+    digest = "sha256:" + "ab" * 32
+    _, main = synth("prod", imageTag=digest, certificateArn=CERTIFICATE_ARN)
+    tasks = resources(Template.from_stack(main), "AWS::ECS::TaskDefinition")
+    assert len(tasks) == 3, "the API's, the job's and the migration's"
+    for task in tasks.values():
+        (definition,) = task["Properties"]["ContainerDefinitions"]
+        assert json.dumps(definition["Image"]).endswith(f'"/wxhub-prod@{digest}"]]}}')
 
 
 def secret_fields(template: Template, prefix: str) -> dict[str, list[Any]]:
@@ -440,7 +476,82 @@ def test_the_job_schedule_and_shards_come_from_context() -> None:
         if "ScheduleExpression" in rule["Properties"]
     ]
     assert schedule["ScheduleExpression"] == "rate(1 hour)"
-    assert len(schedule["Targets"]) == 2
+    (target,) = schedule["Targets"]
+    state_machine = only_logical_id(
+        template, "AWS::StepFunctions::StateMachine", "OrchestrationStateMachine"
+    )
+    assert target["Arn"] == {"Ref": state_machine}
+    definition = json.dumps(resources(template, "AWS::StepFunctions::StateMachine"))
+    assert '\\"--shard\\",\\"2/2\\"' in definition
+    assert "3/" not in definition
+
+
+def test_the_state_machine_runs_the_job_in_its_network_and_alarms_to_the_topic(
+    dev: Template,
+) -> None:
+    (machine,) = resources(dev, "AWS::StepFunctions::StateMachine").values()
+    definition = json.dumps(machine["Properties"]["DefinitionString"])
+    for subnet in ("NetworkVpcappSubnet1", "NetworkVpcappSubnet2"):
+        assert only_logical_id(dev, "AWS::EC2::Subnet", subnet) in definition
+    assert group(dev, "IngestionJobSecurityGroup") in definition
+    assert "wxhub-dev-job" in definition
+    alarm = resources(dev, "AWS::CloudWatch::Alarm")[
+        only_logical_id(dev, "AWS::CloudWatch::Alarm", "OrchestrationJobExecutionsFailed")
+    ]
+    assert alarm["Properties"]["AlarmActions"] == [
+        {"Ref": only_logical_id(dev, "AWS::SNS::Topic", "MonitoringAlarmTopic")}
+    ]
+    outputs = dev.to_json()["Outputs"]
+    assert outputs["JobStateMachineArn"]["Value"] == {
+        "Ref": only_logical_id(dev, "AWS::StepFunctions::StateMachine", "OrchestrationStateMachine")
+    }
+
+
+def test_the_state_machine_migrates_with_the_migration_task_and_may_run_and_pass_only_it(
+    dev: Template,
+) -> None:
+    # The job's user may not change the schema: the Migrate step is the migration task (the
+    # master secret) in its own security group; shards and aggregate are the job's.
+    (machine,) = resources(dev, "AWS::StepFunctions::StateMachine").values()
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    text = "".join(
+        part if isinstance(part, str) else f"<{part.get('Ref') or part['Fn::GetAtt'][0]}>"
+        for part in parts
+    )
+    states = json.loads(text)["States"]
+    migrate = states["Migrate"]["Parameters"]
+    assert migrate["TaskDefinition"] == "wxhub-dev-migrate"
+    assert migrate["Overrides"]["ContainerOverrides"][0]["Name"] == "migrate"
+    assert migrate["NetworkConfiguration"]["AwsvpcConfiguration"]["SecurityGroups"] == [
+        f"<{group(dev, 'MigrationSecurityGroup')}>"
+    ]
+    assert states["Aggregate"]["Parameters"]["TaskDefinition"] == "wxhub-dev-job"
+    assert states["Aggregate"]["Parameters"]["NetworkConfiguration"]["AwsvpcConfiguration"][
+        "SecurityGroups"
+    ] == [f"<{group(dev, 'IngestionJobSecurityGroup')}>"]
+
+    role = only_logical_id(dev, "AWS::IAM::Role", "OrchestrationStateMachineRole")
+    statements = [
+        statement
+        for policy in resources(dev, "AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    (run_task,) = [s for s in statements if s["Action"] == "ecs:RunTask"]
+    assert [r["Fn::Join"][1][-1] for r in run_task["Resource"]] == [
+        ":task-definition/wxhub-dev-job:*",
+        ":task-definition/wxhub-dev-migrate:*",
+    ]
+    (pass_role,) = [s for s in statements if s["Action"] == "iam:PassRole"]
+    assert {r["Fn::GetAtt"][0] for r in pass_role["Resource"]} == {
+        only_logical_id(dev, "AWS::IAM::Role", prefix)
+        for prefix in (
+            "IngestionJobTaskDefinitionTaskRole",
+            "IngestionJobTaskDefinitionExecutionRole",
+            "MigrationTaskDefinitionTaskRole",
+            "MigrationTaskDefinitionExecutionRole",
+        )
+    }
 
 
 def test_no_statement_names_noaas_bucket_unless_a_ghcn_source_does(either: Template) -> None:
@@ -496,7 +607,8 @@ def test_the_silent_night_and_schedule_alarms_watch_this_environment(either: Tem
         for props in resources(either, "AWS::CloudWatch::Alarm").values()
         if "MetricName" in props["Properties"]
     }
-    schedule = only_logical_id(either, "AWS::Events::Rule", "IngestionJobSchedule")
+    # The rule that starts the job's state machine.
+    schedule = only_logical_id(either, "AWS::Events::Rule", "OrchestrationSchedule")
     assert alarms["FailedInvocations"]["Dimensions"] == [
         {"Name": "RuleName", "Value": {"Ref": schedule}}
     ]

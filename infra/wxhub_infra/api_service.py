@@ -99,7 +99,8 @@ class ApiService(Construct):
             "Service",
             cluster=cluster,
             task_definition=self.task_definition,
-            desired_count=1,
+            # No desired_count: auto scaling owns the count. With one in the template, every
+            # deploy (a new task definition) would set a scaled-out service back to it.
             min_healthy_percent=100,
             max_healthy_percent=200,
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
@@ -107,6 +108,9 @@ class ApiService(Construct):
             security_groups=[self.service_security_group],
             assign_public_ip=False,
             health_check_grace_period=Duration.seconds(60),
+            # Fargate spreads the tasks over the app subnets' two AZs; after an AZ outage ECS
+            # moves tasks back until both AZs run their share again.
+            availability_zone_rebalancing=ecs.AvailabilityZoneRebalancing.ENABLED,
         )
 
         self.load_balancer = elbv2.ApplicationLoadBalancer(
@@ -151,7 +155,7 @@ class ApiService(Construct):
         )
 
         scaling = self.service.auto_scale_task_count(
-            min_capacity=1, max_capacity=settings.api_max_tasks
+            min_capacity=settings.api_min_tasks, max_capacity=settings.api_max_tasks
         )
         scaling.scale_on_cpu_utilization(
             "Cpu", target_utilization_percent=settings.api_cpu_target_percent

@@ -1,9 +1,11 @@
-"""The nightly job: a Fargate task, started by an EventBridge schedule, that loads the raw bucket.
+"""The nightly job's raw bucket, task definition and network: what each of its tasks runs in.
 
-Each run is ``python -m wxhub.ingestion s3://<raw bucket>/`` (= ``wxhub run``): it migrates the
-schema first, ingests the files the ledger has not seen, then aggregates. With ``job_shards`` N
-above one, the schedule starts N tasks at once, the K-th with ``--shard K/N``, each loading a
-stable share of the stations.
+The schedule and the order of the steps are the state machine's (orchestration.py): it runs
+this task definition with the commands ``wxhub ingest --shard K/N SOURCE...`` and
+``wxhub aggregate``, after ``wxhub migrate`` in the migration task (migration_task.py: the
+job's database user may not change the schema). The task definition's own command is the whole
+job on one machine, ``python -m wxhub.ingestion SOURCE...`` (= ``wxhub run``: migrate, ingest,
+aggregate), for a run by hand (docs/deployment.md).
 
 The settings may add prefixes of NOAA's public GHCN-Daily bucket to the command line
 (``ghcn_sources``), drop the raw bucket from it (``job_reads_raw_bucket``), and choose the
@@ -19,8 +21,6 @@ from collections.abc import Sequence
 from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -42,16 +42,13 @@ def job_sources(settings: EnvironmentSettings, raw_bucket_name: str) -> list[str
     return [*raw, *settings.ghcn_sources]
 
 
-def job_command(sources: Sequence[str], shard: int | None = None, shards: int = 1) -> list[str]:
-    """The container command of one run, or of shard ``shard`` (1-based) of ``shards``.
+def job_command(sources: Sequence[str]) -> list[str]:
+    """The container command of a whole run on one machine (``wxhub run``).
 
     The sources are arguments, not WXHUB_SOURCES: click ignores that variable once a command
-    line names any source, and the shards' commands must name theirs.
+    line names any source, and the state machine's ingest commands must name theirs.
     """
-    command = ["python", "-m", "wxhub.ingestion"]
-    if shard is not None:
-        command += ["--shard", f"{shard}/{shards}"]
-    return [*command, *sources]
+    return ["python", "-m", "wxhub.ingestion", *sources]
 
 
 def selection_environment(settings: EnvironmentSettings) -> dict[str, str]:
@@ -79,7 +76,7 @@ def ghcn_read_statements() -> list[iam.PolicyStatement]:
 
 
 class IngestionJob(Construct):
-    """The raw landing bucket, the job's task definition, and the schedule that runs it."""
+    """The raw landing bucket, the job's task definition and its security group."""
 
     def __init__(
         self,
@@ -88,8 +85,6 @@ class IngestionJob(Construct):
         *,
         settings: EnvironmentSettings,
         vpc: ec2.IVpc,
-        app_subnets: ec2.SubnetSelection,
-        cluster: ecs.ICluster,
         image: ecs.ContainerImage,
         db_secret: secretsmanager.ISecret,
         log_group: logs.ILogGroup,
@@ -158,47 +153,3 @@ class IngestionJob(Construct):
         if settings.reads_ghcn_bucket:
             for statement in ghcn_read_statements():
                 self.task_definition.add_to_task_role_policy(statement)
-
-        self.schedule = events.Rule(
-            self,
-            "Schedule",
-            description=f"run the wxhub ingestion job: {settings.job_schedule}",
-            schedule=events.Schedule.expression(settings.job_schedule),
-        )
-        for target in self._targets(settings, cluster, app_subnets):
-            self.schedule.add_target(target)
-
-    def _targets(
-        self,
-        settings: EnvironmentSettings,
-        cluster: ecs.ICluster,
-        app_subnets: ec2.SubnetSelection,
-    ) -> list[events_targets.EcsTask]:
-        """One task for the whole job, or one per shard with its ``--shard K/N``."""
-        shards = settings.job_shards
-        overrides: list[list[events_targets.ContainerOverride] | None]
-        if shards == 1:
-            overrides = [None]
-        else:
-            overrides = [
-                [
-                    events_targets.ContainerOverride(
-                        container_name=CONTAINER_NAME,
-                        command=job_command(self.sources, shard, shards),
-                    )
-                ]
-                for shard in range(1, shards + 1)
-            ]
-        return [
-            events_targets.EcsTask(
-                cluster=cluster,
-                task_definition=self.task_definition,
-                subnet_selection=app_subnets,
-                security_groups=[self.security_group],
-                assign_public_ip=False,
-                platform_version=ecs.FargatePlatformVersion.LATEST,
-                container_overrides=override,
-                task_count=1,
-            )
-            for override in overrides
-        ]

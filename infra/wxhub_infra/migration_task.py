@@ -2,9 +2,10 @@
 user's credentials.
 
 It brings the schema up to date and creates or updates the job's and the API's database users
-and their grants (wxhub.db.users), with the passwords of their own secrets. Nothing schedules
-it: the deploy workflow runs it (.github/scripts/run-migrations) before and after each stack
-update, and an operator can run it by hand (docs/deployment.md).
+and their grants (wxhub.db.users), with the passwords of their own secrets. The job's state
+machine runs it as its Migrate step (orchestration.py): first in every nightly execution, and
+alone in the deploy's ``{"migrateOnly": true}`` executions, which .github/scripts/run-migrations
+starts before and after each stack update (docs/deployment.md).
 """
 
 from __future__ import annotations

@@ -185,9 +185,9 @@ class Monitoring(Construct):
         """Alarms on the job: database connectivity, and any run that stops badly.
 
         ECS reports every task stop as an event; the job's failures are the stops of a task of
-        its family (scheduled runs, shards) or of the migration task's (the deploy's one-off
-        `wxhub migrate`, which logs to the job's log group) with a non-zero container exit
-        code, or that never started (no exit code at all).
+        its family (the state machine's shards and aggregation) or of the migration task's (each
+        execution's `wxhub migrate`, the deploy's included, which logs to the job's log group)
+        with a non-zero container exit code, or that never started (no exit code at all).
         """
         self.job_db_connection_failures = self._db_connection_failures_alarm("job")
         stack = Stack.of(self)

@@ -19,9 +19,11 @@ from typing import Any
 
 from aws_cdk import aws_logs as logs
 
-# EventBridge runs at most five targets per rule; one target per shard keeps the schedule a
-# single rule that an operator can read.
-MAX_JOB_SHARDS = 5
+# The Step Functions Map state runs one ECS task per shard (orchestration.py); 64 keeps one
+# night's Map state well inside the service's limits and the RDS connection budget.
+MAX_JOB_SHARDS = 64
+# Under a day: a nightly execution must end (or time out and alarm) before the next one.
+MAX_JOB_TIMEOUT_HOURS = 23
 
 # CloudWatch Logs accepts only these retention periods (days -> aws_logs.RetentionDays name).
 LOG_RETENTION_NAMES = {
@@ -45,6 +47,9 @@ GHCN_BUCKET = "noaa-ghcn-pds"
 GHCN_EXAMPLE_SOURCE = f"s3://{GHCN_BUCKET}/csv.gz/by_station/"
 
 _SCHEDULE = re.compile(r"^(cron|rate)\(.+\)$")
+# What `imageTag` may name: an image digest (what CI deploys, the same bytes in every
+# environment) or an ECR tag (by hand: the full git sha the image was built from).
+_IMAGE_REFERENCE = re.compile(r"sha256:[0-9a-f]{64}|[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[\w-]+$")
 # What `wxhub run` accepts in WXHUB_STATIONS, WXHUB_COUNTRY and WXHUB_STATE (see wxhub.cli):
 # checked here too, so a bad value fails the synthesis rather than the first night's run.
@@ -82,6 +87,9 @@ class EnvironmentSettings:
     api_cpu: int = 256
     api_memory_mib: int = 512
     api_web_concurrency: int = 2
+    # Auto scaling keeps the count between these (the service itself sets none); two or more
+    # tasks are spread over both AZs, so the API survives the loss of one like the database.
+    api_min_tasks: int = 1
     api_max_tasks: int = 2
     api_cpu_target_percent: int = 60
     api_requests_per_target_per_minute: int = 1000
@@ -97,7 +105,13 @@ class EnvironmentSettings:
     job_cpu: int = 512
     job_memory_mib: int = 1024
     job_schedule: str = "cron(0 1 * * ? *)"
+    # Each scheduled execution: migrate once, `ingest --shard K/N` for K = 1..N (at most
+    # job_max_concurrent_shards tasks at a time), then one aggregate (orchestration.py).
     job_shards: int = 1
+    job_max_concurrent_shards: int = 8
+    # An execution still running after this many hours (queued behind another included) is
+    # stopped as TIMED_OUT, which alarms.
+    job_timeout_hours: int = 12
     # --- what the job reads (its SOURCE arguments and its station selection) ---
     # The stack's raw bucket, s3://<raw bucket>/: what the job has always read.
     job_reads_raw_bucket: bool = True
@@ -130,7 +144,16 @@ class EnvironmentSettings:
         if not 1 <= self.job_shards <= MAX_JOB_SHARDS:
             raise SettingsError(
                 f"job_shards is {self.job_shards}; allowed 1..{MAX_JOB_SHARDS} "
-                "(one EventBridge target per shard, at most five targets per rule)"
+                "(one ECS task per shard in the state machine's Map state)"
+            )
+        if not 1 <= self.job_max_concurrent_shards <= MAX_JOB_SHARDS:
+            raise SettingsError(
+                f"job_max_concurrent_shards is {self.job_max_concurrent_shards}; "
+                f"allowed 1..{MAX_JOB_SHARDS}"
+            )
+        if not 1 <= self.job_timeout_hours <= MAX_JOB_TIMEOUT_HOURS:
+            raise SettingsError(
+                f"job_timeout_hours is {self.job_timeout_hours}; allowed 1..{MAX_JOB_TIMEOUT_HOURS}"
             )
         if not _SCHEDULE.match(self.job_schedule):
             raise SettingsError(
@@ -142,8 +165,11 @@ class EnvironmentSettings:
                 f"log_retention_days is {self.log_retention_days}; "
                 f"allowed {sorted(LOG_RETENTION_NAMES)}"
             )
-        if self.api_max_tasks < 1:
-            raise SettingsError(f"api_max_tasks is {self.api_max_tasks}; it must be at least 1")
+        if not 1 <= self.api_min_tasks <= self.api_max_tasks:
+            raise SettingsError(
+                f"api_min_tasks is {self.api_min_tasks} and api_max_tasks {self.api_max_tasks}; "
+                "allowed 1 <= api_min_tasks <= api_max_tasks"
+            )
         if not self.db_instance_class.startswith("db."):
             raise SettingsError(
                 f"db_instance_class {self.db_instance_class!r}: "
@@ -169,6 +195,11 @@ class EnvironmentSettings:
                 "nor CloudWatch Logs nor Secrets Manager (turn vpc_endpoints on)"
             )
         self._check_docs_cidrs()
+        if self.image_tag is not None and not _IMAGE_REFERENCE.fullmatch(self.image_tag):
+            raise SettingsError(
+                f"imageTag {self.image_tag!r} is neither an image digest (sha256:<64 hex>) "
+                "nor an ECR tag (the full git sha)"
+            )
         self._check_job_sources()
         self._check_job_selection()
 
@@ -319,6 +350,8 @@ ENVIRONMENTS: dict[str, EnvironmentSettings] = {
         api_cpu=512,
         api_memory_mib=1024,
         api_web_concurrency=3,
+        # Never a single task: one per AZ at least, as the database is Multi-AZ.
+        api_min_tasks=2,
         api_max_tasks=4,
         api_docs_public=False,
         job_cpu=1024,
@@ -341,6 +374,7 @@ CONTEXT_FIELDS = {
     "imageTag": "image_tag",
     "schedule": "job_schedule",
     "jobShards": "job_shards",
+    "jobMaxConcurrentShards": "job_max_concurrent_shards",
     "jobReadsRawBucket": "job_reads_raw_bucket",
     "ghcnSources": "ghcn_sources",
     "jobStations": "job_stations",
@@ -412,6 +446,7 @@ def _bbox(key: str, value: Any) -> tuple[float, ...]:
 
 _CONTEXT_CONVERSIONS: dict[str, Callable[[str, Any], Any]] = {
     "jobShards": _whole_number,
+    "jobMaxConcurrentShards": _whole_number,
     "jobReadsRawBucket": _flag,
     "ghcnSources": _list,
     "jobStations": _list,

@@ -21,6 +21,7 @@ from wxhub_infra.migration_task import CONTAINER_NAME as MIGRATION_CONTAINER_NAM
 from wxhub_infra.migration_task import MigrationTask
 from wxhub_infra.monitoring import Monitoring
 from wxhub_infra.network import Network
+from wxhub_infra.orchestration import Orchestration
 from wxhub_infra.settings import EnvironmentSettings
 from wxhub_infra.waf import ApiFirewall
 
@@ -38,7 +39,10 @@ class WxhubStack(Stack):
     ):
         super().__init__(scope, construct_id, **kwargs)
         image_tag = self._require(
-            settings.image_tag, "imageTag", "the image tag to run (the git sha)", MISSING_IMAGE_TAG
+            settings.image_tag,
+            "imageTag",
+            "the image to run (its digest sha256:..., or its tag: the full git sha)",
+            MISSING_IMAGE_TAG,
         )
         certificate_arn = self._require(
             settings.certificate_arn,
@@ -65,6 +69,7 @@ class WxhubStack(Stack):
         repository = ecr.Repository.from_repository_name(
             self, "Repository", settings.repository_name
         )
+        # A digest (sha256:...) becomes repository@digest: what runs cannot change under a tag.
         image = ecs.ContainerImage.from_ecr_repository(repository, image_tag)
 
         api = ApiService(
@@ -89,8 +94,6 @@ class WxhubStack(Stack):
             "IngestionJob",
             settings=settings,
             vpc=network.vpc,
-            app_subnets=network.app_subnets,
-            cluster=cluster,
             image=image,
             db_secret=database.job_secret,
             log_group=monitoring.job_logs,
@@ -107,6 +110,23 @@ class WxhubStack(Stack):
             api_secret=database.api_secret,
             log_group=monitoring.job_logs,
         )
+        # The nightly run: one execution at a time of migrate (the migration task, with the
+        # master user), N shards and aggregate (the job's task, with the job user).
+        orchestration = Orchestration(
+            self,
+            "Orchestration",
+            settings=settings,
+            cluster=cluster,
+            subnet_ids=network.app_subnet_ids,
+            security_group=job.security_group,
+            task_definition=job.task_definition,
+            container_name=JOB_CONTAINER_NAME,
+            sources=job.sources,
+            alarm_topic=monitoring.topic,
+            migration_task_definition=migration.task_definition,
+            migration_container_name=MIGRATION_CONTAINER_NAME,
+            migration_security_group=migration.security_group,
+        )
 
         database.allow_from(api.service_security_group, "MySQL from the API tasks")
         database.allow_from(job.security_group, "MySQL from the ingestion job")
@@ -119,11 +139,11 @@ class WxhubStack(Stack):
             load_balancer=api.load_balancer,
             target_group=api.target_group,
             # The API's auto scaling floor (ApiService); test_wxhub_stack checks they agree.
-            min_healthy_hosts=1,
+            min_healthy_hosts=settings.api_min_tasks,
         )
         monitoring.watch_job(cluster=cluster)
         monitoring.watch_runs()
-        monitoring.watch_schedule(rule=job.schedule)
+        monitoring.watch_schedule(rule=orchestration.schedule)
         monitoring.watch_database(instance=database.instance)
 
         api_host = settings.domain_name or api.load_balancer.load_balancer_dns_name
@@ -140,7 +160,8 @@ class WxhubStack(Stack):
             value=Fn.join(",", network.app_subnet_ids),
         )
         CfnOutput(self, "JobContainerName", value=JOB_CONTAINER_NAME)
-        # What .github/scripts/run-migrations runs (in the app subnets, PrivateSubnetIds).
+        # What .github/scripts/run-migrations registers the new image in (the state machine's
+        # Migrate step runs it; a stack from before the state machine, in PrivateSubnetIds).
         CfnOutput(
             self,
             "MigrationTaskDefinitionArn",
@@ -150,6 +171,7 @@ class WxhubStack(Stack):
         CfnOutput(
             self, "MigrationSecurityGroupId", value=migration.security_group.security_group_id
         )
+        CfnOutput(self, "JobStateMachineArn", value=orchestration.state_machine.state_machine_arn)
 
     def _require(self, value: str | None, context_key: str, what: str, placeholder: str) -> str:
         """``value``, or a placeholder and an error that stops `cdk deploy` of this stack only.

@@ -28,7 +28,14 @@ from wxhub.ingestion.formats import FORMATS, Format
 from wxhub.ingestion.selection import SelectionSpec
 from wxhub.ingestion.sources import SourceError, resolve, resolve_file
 from wxhub.ingestion.stations import LEDGER_SUBJECT
-from wxhub.job import EXIT_FAILED, Guard, migrate_schema, run_job, run_stations
+from wxhub.job import (
+    EXIT_FAILED,
+    Guard,
+    SchemaNotCurrent,
+    migrate_schema,
+    run_job,
+    run_stations,
+)
 from wxhub.observability import Metric, configure_logging, with_metrics
 
 log = logging.getLogger("wxhub")
@@ -204,8 +211,9 @@ def _guarded(func: Callable[..., int], settings: Settings, **kwargs: Any) -> int
     try:
         return func(settings, **kwargs)
     # A TLS failure is a setting to fix (the CA bundle, WXHUB_DB_TLS), not an outage to wait
-    # out; a schema behind the code is the migration task's to bring up, not the job's.
-    except (SourceError, DatabaseTlsError, SchemaNotMigrated) as exc:
+    # out; a schema behind the code is the migration task's to bring up, not the job's (nor a
+    # shard's, which only checks it).
+    except (SourceError, DatabaseTlsError, SchemaNotMigrated, SchemaNotCurrent) as exc:
         log.error("error: %s", exc, extra={"event": "error"})
         return EXIT_USAGE
     except DatabaseUnavailable as exc:
@@ -296,13 +304,15 @@ def ingest(  # noqa: PLR0917  (click passes the options as arguments)
     wait: bool,
 ) -> int:
     """Load station files from SOURCE (folder, file, glob or s3://bucket/prefix/) without
-    aggregating."""
+    aggregating. With --shard it does not migrate either: shards run side by side, after one
+    `wxhub migrate`, and a shard exits 2 if the schema is not up to date."""
     return _run_sources(
         settings,
         "ingest",
         sources,
         force=force,
         shard=shard,
+        migrate_first=shard is None,
         workers=workers,
         wait=wait,
         fmt=fmt,
@@ -428,6 +438,7 @@ def _run_sources(
     wait: bool = False,
     fmt: Format | None = None,
     selection: SelectionSpec | None = None,
+    migrate_first: bool = True,
 ) -> int:
     found = resolve(sources)
     return run_job(
@@ -448,6 +459,7 @@ def _run_sources(
             retry_s=settings.db_retry_s,
         ),
         shard=shard,
+        migrate_first=migrate_first,
     )
 
 

@@ -1,7 +1,8 @@
 """The commands as operations: migrate, ingest, aggregate, run (the scheduled job), stations.
 
-Each one brings the schema up to date first, records itself in ``job_runs`` and ends with one
-summary log line. The CLI and the container entry points are thin wrappers around these.
+Each one brings the schema up to date first (but an ingest of one shard, which only checks it:
+see :class:`SchemaNotCurrent`), records itself in ``job_runs`` and ends with one summary log
+line. The CLI and the container entry points are thin wrappers around these.
 """
 
 from __future__ import annotations
@@ -43,6 +44,25 @@ EXIT_FAILED = 1
 T = TypeVar("T")
 
 
+class SchemaNotCurrent(RuntimeError):  # noqa: N818  (reads as the condition it names)
+    """A step that does not migrate found the schema at another revision than this code's."""
+
+
+def require_current_schema(engine: Engine) -> None:
+    """Raise :class:`SchemaNotCurrent` unless the schema is at this code's newest revision.
+
+    For the steps that run side by side (the shards of one run): migrating is one step of its
+    own before them (``wxhub migrate``), never a race between them.
+    """
+    current = migrate.current_revision(engine)
+    if current != migrate.HEAD_REVISION:
+        raise SchemaNotCurrent(
+            f"the database schema is at {current or 'no revision (an empty database)'} and "
+            f"this wxhub needs {migrate.HEAD_REVISION}: run `wxhub migrate` first "
+            "(a shard never migrates, since shards run side by side)"
+        )
+
+
 def migrate_schema(engine: Engine) -> None:
     """Upgrade the schema to the newest migration, saying what changed."""
     before, after = migrate.upgrade(engine)
@@ -81,6 +101,7 @@ class _Work:
     shard: tuple[int, int] | None
     fmt: Format | None
     selection: SelectionSpec
+    migrate_first: bool
 
 
 def run_job(
@@ -98,8 +119,12 @@ def run_job(
     shard: tuple[int, int] | None = None,
     fmt: Format | None = None,
     selection: SelectionSpec | None = None,
+    migrate_first: bool = True,
 ) -> int:
     """Migrate, then ingest and/or aggregate, holding the job lock; returns the exit code.
+
+    Without ``migrate_first`` the schema is only checked: :class:`SchemaNotCurrent` unless it is at
+    this code's newest revision.
 
     When another run holds the lock the work is already being done: this run says so and
     returns 0 (or waits, with ``guard.wait``). A ``shard`` (K, N) run takes only its own
@@ -119,6 +144,7 @@ def run_job(
         shard,
         fmt,
         selection or SelectionSpec(),
+        migrate_first,
     )
     if workers is None:
         workers = default_workers()
@@ -164,7 +190,10 @@ def _run(
         return with_retries(engine, step, what=what, budget_s=guard.retry_s)
 
     command = work.command
-    retried(lambda: migrate_schema(engine), "migrating the schema")
+    if work.migrate_first:
+        retried(lambda: migrate_schema(engine), "migrating the schema")
+    else:
+        retried(lambda: require_current_schema(engine), "checking the schema")
     run_id, started_at = retried(lambda: ledger.start_run(engine, command), "recording the run")
     started = time.perf_counter()
     stats = ledger.RunStats()

@@ -52,6 +52,7 @@ def run(
     shard: tuple[int, int] | None = None,
     force: bool = False,
     command: str = "run",
+    workers: int | None = None,
 ) -> int:
     found = resolve(map(str, sources))
     return run_job(
@@ -64,6 +65,7 @@ def run(
         shard=shard,
         force=force,
         do_aggregate=command == "run",
+        workers=workers,
     )
 
 
@@ -346,8 +348,8 @@ def test_a_big_file_that_fails_midway_leaves_nothing_and_the_next_run_loads_it_w
 
 
 def counted_parsing(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Every parse of a file or chunk this process makes, by line count (the job below runs
-    with fewer files than start a worker, so parsing happens here)."""
+    """Every parse of a file or chunk this process makes, by line count (run the job with
+    ``workers=0``: a worker's parsing is not seen here)."""
     parsed: list[int] = []
     real = ingestion_main.parse_for_loading
 
@@ -374,7 +376,7 @@ def test_a_big_file_already_loaded_is_skipped_after_one_read_and_never_parsed(
         LocalFile, "open", lambda self: (opened.append(self.name), real_open(self))[1]
     )
 
-    assert run(engine, tmp_path / "in") == EXIT_OK
+    assert run(engine, tmp_path / "in", workers=0) == EXIT_OK
 
     assert (parsed, opened) == ([], ["2014.csv.gz"])
     summary = last_run(engine)
@@ -391,7 +393,7 @@ def test_a_changed_big_file_is_hashed_then_read_again_to_load_it(
     write_csv(tmp_path / "in", "2014", lines, header=True, gz=True)
     parsed = counted_parsing(monkeypatch)
 
-    assert run(engine, tmp_path / "in") == EXIT_OK
+    assert run(engine, tmp_path / "in", workers=0) == EXIT_OK
 
     assert sum(parsed) == len(lines) + 1  # every line once, the header too: one read
     summary = last_run(engine)

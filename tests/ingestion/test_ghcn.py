@@ -399,7 +399,7 @@ def test_a_changed_big_file_is_hashed_then_read_again_to_load_it(
     summary = last_run(engine)
     assert (summary["files_loaded"], summary["records_inserted"]) == (1, 1)
     with fresh_like(engine) as clean:
-        assert run(clean, tmp_path / "in") == EXIT_OK
+        assert run(clean, tmp_path / "in", workers=0) == EXIT_OK
         assert observations(engine) == observations(clean)
         assert stats(engine) == stats(clean)
 

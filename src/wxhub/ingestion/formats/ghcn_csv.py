@@ -20,6 +20,7 @@ import functools
 import itertools
 import re
 from collections import Counter
+from dataclasses import dataclass
 
 from wxhub.domain import MISSING, STATION_ID_PATTERN
 from wxhub.ingestion.formats.checks import (
@@ -52,8 +53,6 @@ _FLAG = re.compile(rb"[A-Za-z0-9]?")
 # Of a file of many stations (a by-year file): every line's station.
 _LINE_STATION = re.compile(rb"\n([A-Z0-9]{11}),")
 _MISSING = b"%d" % MISSING
-# Unflagged values seen valid and canonical, per column, shared by every file of a process.
-_valid_values: tuple[dict[bytes, bool], ...] = ({}, {}, {})
 
 
 def parse(
@@ -89,19 +88,18 @@ def _parse_fast(body: bytes, selection: StationFilter | None) -> ParsedFile | No
     kept = _kept_columns(b"\n" + body, _station_patterns(body[:11]), None)
     if kept is None:
         return None
-    columns, flagged, kept_lines = kept
-    dates = set().union(*columns)
+    dates = set().union(*kept.columns)
     if not _all_dates_valid(dates):
         return None
     ordered = sorted(dates)
     return ParsedFile(
         station_id,
-        _joined_rows(ordered, columns),
+        _joined_rows(ordered, kept),
         len(ordered),
         frozenset(int(year) for year in {d[:4] for d in ordered}),
         lines_read=lines,
-        qc_removed=flagged,
-        other_values=lines - kept_lines,
+        qc_removed=kept.qc_removed,
+        other_values=lines - kept.lines,
     )
 
 
@@ -123,20 +121,19 @@ def _clean_shapes(body: bytes) -> bool:
     return all(_CLEAN_SHAPE.fullmatch(shape) for shape in shapes)
 
 
-# The kept lines' patterns, per element: (key, value) of unflagged lines; and for the three
-# elements at once (key, element, flag) of flagged ones, which are rare. A pattern that starts
-# with a literal (a line end and the station's id) lets the engine jump from line to line, and
-# the lines of other elements fail at their fourth character past the key. A shape-checked
-# body needs no character classes for the id and the date: '.' is checked already.
-_Patterns = tuple[tuple[re.Pattern[bytes], ...], re.Pattern[bytes]]
+# The kept lines' patterns, one per element: (key, 'VALUE,M_FLAG,Q_FLAG') of each line. A
+# pattern that starts with a literal (a line end and the station's id) lets the engine jump
+# from line to line, and the lines of other elements fail at their fourth character past the
+# key. A shape-checked body needs no character classes for the id and the date: '.' is
+# checked already. The value and flags stay one token: there are a few hundred distinct ones,
+# each read once (:func:`_token_values`), and a flagged value needs no scan of its own.
+_Patterns = tuple[re.Pattern[bytes], ...]
 
 
 def _patterns(key: bytes) -> _Patterns:
-    unflagged = tuple(
-        re.compile(key + b"," + e + rb",(-?[0-9]{1,5}),[A-Z]?,,") for e in KEPT_ELEMENTS
+    return tuple(
+        re.compile(key + b"," + e + rb",(-?[0-9]{1,5},[A-Z]?,[A-Z]?),") for e in KEPT_ELEMENTS
     )
-    flagged = re.compile(key + rb",(TMAX|TMIN|PRCP),-?[0-9]{1,5},[A-Z]?,([A-Z]),")
-    return unflagged, flagged
 
 
 @functools.lru_cache(maxsize=64)
@@ -147,45 +144,88 @@ def _station_patterns(station: bytes) -> _Patterns:
 
 # Of a chunk of many stations: the key is 'STATION,YYYYMMDD'.
 _MANY_PATTERNS = _patterns(rb"\n(.{11},.{8})")
+# Per column, what each token seen loads as: (value, Q flag); value None when not loadable as
+# it is (out of range, or not canonical: '007' and '-0' go line by line). Shared by every file
+# of a process, like the valid dates.
+_token_cache: tuple[dict[bytes, tuple[bytes | None, str]], ...] = ({}, {}, {})
 
 
-def _kept_columns(
-    text: bytes, patterns: _Patterns, accepted: set[bytes] | None
-) -> tuple[list[dict[bytes, bytes]], Counter[str], int] | None:
-    """Per kept element, key -> value (-9999 where QC-flagged), the flags, and the number
-    of kept lines; None if an element is given twice for a key or a value is not valid.
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """The kept values of a body: per element, key -> token, and token -> value loaded."""
+
+    columns: list[dict[bytes, bytes]]
+    values: list[dict[bytes, bytes]]
+    qc_removed: Counter[str]
+    lines: int
+
+
+def _kept_columns(text: bytes, patterns: _Patterns, accepted: set[bytes] | None) -> _Kept | None:
+    """The kept values; None if an element is given twice for a key or a value is not valid.
     ``accepted``: the stations whose lines count (keys start with the station), or all."""
-    unflagged, flagged_pattern = patterns
-    flags_of: list[list[tuple[bytes, bytes]]] = [[], [], []]
-    for key, element, flag in flagged_pattern.findall(text):
-        if accepted is None or key[:11] in accepted:
-            flags_of[_COLUMN[element]].append((key, flag))
     columns: list[dict[bytes, bytes]] = []
-    flagged: Counter[str] = Counter()
-    kept_lines = 0
-    for k, pattern in enumerate(unflagged):
+    values_of: list[dict[bytes, bytes]] = []
+    qc_removed: Counter[str] = Counter()
+    lines = 0
+    for k, pattern in enumerate(patterns):
         found = pattern.findall(text)
         if accepted is not None:
             found = [pair for pair in found if pair[0][:11] in accepted]
         column = dict(found)
-        flags = flags_of[k]
-        flag_keys = {key for key, _ in flags}
-        if len(column) != len(found) or len(flag_keys) != len(flags) or flag_keys & column.keys():
+        if len(column) != len(found):
             return None  # an element given twice for a day: line by line says where
-        if not _all_valid(k, column):
+        values = _token_values(k, set(column.values()), qc_removed, column)
+        if values is None:
             return None
-        column.update(dict.fromkeys(flag_keys, _MISSING))
-        flagged.update(flag.decode() for _, flag in flags)
         columns.append(column)
-        kept_lines += len(found) + len(flags)
-    return columns, flagged, kept_lines
+        values_of.append(values)
+        lines += len(found)
+    return _Kept(columns, values_of, qc_removed, lines)
 
 
-def _joined_rows(keys: list[bytes], columns: list[dict[bytes, bytes]]) -> bytes:
+def _token_values(
+    index: int, tokens: set[bytes], qc_removed: Counter[str], column: dict[bytes, bytes]
+) -> dict[bytes, bytes] | None:
+    """token -> value loaded (-9999 when QC-flagged, and for the absent: ``_MISSING``
+    itself) for the tokens of column ``index``; None if one is not valid. Counts the
+    flagged values of ``column`` into ``qc_removed``."""
+    cache = _token_cache[index]
+    values = {_MISSING: _MISSING}
+    flagged: list[tuple[bytes, str]] = []
+    for token in tokens:
+        known = cache.get(token)
+        if known is None:
+            known = cache[token] = _token_value(index, token)
+        value, flag = known
+        if value is None:
+            return None
+        values[token] = value
+        if flag:
+            flagged.append((token, flag))
+    if flagged:
+        counts = Counter(column.values())
+        for token, flag in flagged:
+            qc_removed[flag] += counts[token]
+    return values
+
+
+def _token_value(index: int, token: bytes) -> tuple[bytes | None, str]:
+    value, _m_flag, q_flag = token.split(b",")
+    if q_flag:
+        return _MISSING, q_flag.decode()
+    text = value.decode()
+    ok = check_value(index, text)[1] is None and str(int(text)) == text
+    return (value if ok else None), ""
+
+
+def _joined_rows(keys: list[bytes], kept: _Kept) -> bytes:
     """``key<TAB>max<TAB>min<TAB>prcp`` lines, -9999 where a column has no value: made by
     C loops (map, zip, join), no Python code per row."""
     n = len(keys)
-    values = [map(column.get, keys, itertools.repeat(_MISSING, n)) for column in columns]
+    values = [
+        map(value.__getitem__, map(column.get, keys, itertools.repeat(_MISSING, n)))
+        for column, value in zip(kept.columns, kept.values, strict=True)
+    ]
     return b"\n".join(map(b"\t".join, zip(keys, *values, strict=True)))
 
 
@@ -205,7 +245,7 @@ def _parse_many_fast(body: bytes, selection: StationFilter | None) -> ParsedFile
     kept = _kept_columns(text, _MANY_PATTERNS, accepted)
     if kept is None:
         return None
-    columns, flagged, kept_lines = kept
+    columns = kept.columns
     # Unsorted (a sort of the keys costs more than the rest of the chunk's work, and the
     # staging table needs no order), but the same every time: first TMAX's days, in the
     # order of the file, then the days with no TMAX, and so on.
@@ -214,7 +254,7 @@ def _parse_many_fast(body: bytes, selection: StationFilter | None) -> ParsedFile
         return None
     stations = {key[:11] for key in keys}
     one = len(stations) <= 1  # one station (or none) kept: its canonical lines, as ever
-    body = _joined_rows(keys, columns)  # 'STATION,YYYYMMDD<TAB>...': one comma per line
+    body = _joined_rows(keys, kept)  # 'STATION,YYYYMMDD<TAB>...': one comma per line
     if one:
         body = b"\n".join(row[12:] for row in body.split(b"\n")) if keys else b""
     else:
@@ -225,28 +265,10 @@ def _parse_many_fast(body: bytes, selection: StationFilter | None) -> ParsedFile
         len(keys),
         frozenset(int(key[12:16]) for key in keys) if one else frozenset(),
         lines_read=lines,
-        qc_removed=flagged,
-        other_values=accepted_lines - kept_lines,
+        qc_removed=kept.qc_removed,
+        other_values=accepted_lines - kept.lines,
         lines_not_selected=lines - accepted_lines,
     )
-
-
-def _value_ok(column: int, raw: bytes) -> bool:
-    """Whether an unflagged value of ``column`` loads as it is (valid and canonical)."""
-    text = raw.decode()
-    ok = check_value(column, text)[1] is None and str(int(text)) == text
-    _valid_values[column][raw] = ok
-    return ok
-
-
-def _all_valid(index: int, column: dict[bytes, bytes]) -> bool:
-    known = _valid_values[index]
-    distinct = set(column.values())
-    for raw in distinct.difference(known):
-        text = raw.decode()
-        # '007' and '-0' are valid but not canonical (JSON refuses them): line-by-line path.
-        known[raw] = check_value(index, text)[1] is None and str(int(text)) == text
-    return all(known[raw] for raw in distinct)
 
 
 def _all_dates_valid(dates: set[bytes]) -> bool:

@@ -44,7 +44,7 @@ from sqlalchemy import (
 
 from wxhub.db.retry import DEFAULT_RETRY_S, with_retries
 from wxhub.db.schema import StationId, bump_data_version, stations
-from wxhub.db.sql import same_values, upsert
+from wxhub.db.sql import create_temporary_table, same_values, upsert
 from wxhub.ingestion import ledger
 from wxhub.ingestion.rows import Reject
 from wxhub.ingestion.sources import SourceFile
@@ -178,7 +178,7 @@ def _load(
 ) -> None:
     """Everything that changes the database, in the caller's transaction."""
     # A pooled connection may keep the temporary table from an earlier load: emptied first.
-    _staging.create(conn, checkfirst=True)
+    create_temporary_table(conn, _staging)
     conn.execute(_staging.delete())
     parser = StationListParser()
     _stage(conn, parser.rows(iter_lines(data)))

@@ -63,7 +63,7 @@ workers_option = click.option(
     type=click.IntRange(min=0),
     default=None,
     help="Parser processes beside the loader (default: WXHUB_PARSE_WORKERS, else 1 on a "
-    "multi-core machine; 0 parses inline).",
+    "multi-core machine for 8 files or more or any by-year or big file; 0 parses inline).",
 )
 
 

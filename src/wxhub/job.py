@@ -33,7 +33,7 @@ from wxhub.ingestion.stations_loader import (
     StationLoadStats,
     load_station_metadata,
 )
-from wxhub.ingestion.workers import MIN_FILES_FOR_WORKERS, default_workers, parser_pool
+from wxhub.ingestion.workers import default_workers, parser_pool, worker_pays_off
 from wxhub.observability import Metric, with_metrics
 
 log = logging.getLogger(__name__)
@@ -147,8 +147,8 @@ def run_job(
         migrate_first,
     )
     if workers is None:
-        workers = default_workers()
-    if not do_ingest or len(sources) < MIN_FILES_FOR_WORKERS:
+        workers = default_workers(sources)
+    if not do_ingest or not worker_pays_off(sources):
         workers = 0
     # The parser workers start first, before this process holds any connection.
     with parser_pool(workers) as pool:

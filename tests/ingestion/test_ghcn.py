@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.engine import URL
 
 from tests.conftest import DATA_DIR, REPO_ROOT, throwaway_mysql_database, write_station
@@ -52,6 +52,7 @@ def run(
     shard: tuple[int, int] | None = None,
     force: bool = False,
     command: str = "run",
+    workers: int | None = None,
 ) -> int:
     found = resolve(map(str, sources))
     return run_job(
@@ -64,6 +65,7 @@ def run(
         shard=shard,
         force=force,
         do_aggregate=command == "run",
+        workers=workers,
     )
 
 
@@ -343,6 +345,118 @@ def test_a_big_file_that_fails_midway_leaves_nothing_and_the_next_run_loads_it_w
         assert run(clean, tmp_path / "in") == EXIT_OK
         assert observations(engine) == observations(clean)
         assert stats(engine) == stats(clean)
+
+
+def counted_parsing(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every parse of a file or chunk this process makes, by line count (run the job with
+    ``workers=0``: a worker's parsing is not seen here)."""
+    parsed: list[int] = []
+    real = ingestion_main.parse_for_loading
+
+    def counting(data: bytes, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(data.count(b"\n"))
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(ingestion_main, "parse_for_loading", counting)
+    return parsed
+
+
+def test_a_big_file_already_loaded_is_skipped_after_one_read_and_never_parsed(
+    engine: Engine, tmp_path: Path, tiny_chunks: None, monkeypatch: pytest.MonkeyPatch
+):
+    from wxhub.ingestion.sources import LocalFile  # noqa: PLC0415
+
+    shuffled_by_year(tmp_path / "in", seed=5)
+    assert run(engine, tmp_path / "in") == EXIT_OK
+    before = snapshot(engine), version(engine)
+    parsed = counted_parsing(monkeypatch)
+    opened: list[str] = []
+    real_open = LocalFile.open
+    monkeypatch.setattr(
+        LocalFile, "open", lambda self: (opened.append(self.name), real_open(self))[1]
+    )
+
+    assert run(engine, tmp_path / "in", workers=0) == EXIT_OK
+
+    assert (parsed, opened) == ([], ["2014.csv.gz"])
+    summary = last_run(engine)
+    assert (summary["files_skipped"], summary["files_loaded"], summary["records_read"]) == (1, 0, 0)
+    assert (snapshot(engine), version(engine)) == before
+
+
+def test_a_changed_big_file_is_hashed_then_read_again_to_load_it(
+    engine: Engine, tmp_path: Path, tiny_chunks: None, monkeypatch: pytest.MonkeyPatch
+):
+    _, lines = shuffled_by_year(tmp_path / "in", seed=6)
+    assert run(engine, tmp_path / "in") == EXIT_OK
+    lines.append(csv_line(A, "20141231", "TMAX", 17))
+    write_csv(tmp_path / "in", "2014", lines, header=True, gz=True)
+    parsed = counted_parsing(monkeypatch)
+
+    assert run(engine, tmp_path / "in", workers=0) == EXIT_OK
+
+    assert sum(parsed) == len(lines) + 1  # every line once, the header too: one read
+    summary = last_run(engine)
+    assert (summary["files_loaded"], summary["records_inserted"]) == (1, 1)
+    with fresh_like(engine) as clean:
+        assert run(clean, tmp_path / "in", workers=0) == EXIT_OK
+        assert observations(engine) == observations(clean)
+        assert stats(engine) == stats(clean)
+
+
+@contextmanager
+def statements_of(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements sent while the block runs."""
+    sent: list[str] = []
+
+    def record(*args: Any) -> None:
+        sent.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_chunks_are_appended_without_a_key_and_folded_into_days_once_at_the_end(engine: Engine):
+    from wxhub.ingestion.formats import ghcn_csv  # noqa: PLC0415
+    from wxhub.ingestion.loader import make_loader  # noqa: PLC0415
+
+    first = ghcn_csv.parse(
+        "\n".join(
+            [csv_line(A, "20140101", "TMAX", 10), csv_line(B, "20140101", "PRCP", 3)]
+        ).encode()
+    )
+    # The same days again: A's other element, and B's PRCP QC-flagged in this chunk.
+    second = ghcn_csv.parse(
+        "\n".join(
+            [csv_line(A, "20140101", "TMIN", -5), csv_line(B, "20140101", "PRCP", 9, q="X")]
+        ).encode(),
+        first_line_no=3,
+    )
+    with engine.connect() as conn:
+        loader = make_loader(conn)
+        with conn.begin():
+            loader.start_staging()
+            with statements_of(engine) as staging_sql:
+                loader.stage(first)
+                loader.stage(second)
+            with statements_of(engine) as applying_sql:
+                counts = loader.apply_staging()
+
+    staged = " ".join(staging_sql).lower()
+    assert "wxhub_staging_observations" not in staged  # the keyed table: untouched per chunk
+    assert "on conflict" not in staged
+    assert "on duplicate key" not in staged
+    folds = [q for q in applying_sql if "group by" in q.lower()]
+    assert len(folds) == 1
+    assert "wxhub_staging_observations" in folds[0]
+    assert counts.inserted == 2
+    assert [row[:5] for row in observations(engine)] == [
+        (A, dt.date(2014, 1, 1), 10, -5, None),
+        (B, dt.date(2014, 1, 1), None, None, 3),
+    ]
 
 
 # ---- choosing stations ----------------------------------------------------------------------

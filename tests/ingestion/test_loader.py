@@ -12,21 +12,25 @@ from __future__ import annotations
 
 import logging
 import shutil
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, event, select, text
 from sqlalchemy.engine import URL
 
 from tests.conftest import DATA_DIR, noaa_line, throwaway_mysql_database, write_station
+from tests.ghcn_files import csv_line, stations_line, write_csv
 from tests.ingestion.test_ingest import snapshot
 from wxhub.db import migrate
 from wxhub.db.engine import make_engine
-from wxhub.db.schema import ingested_files, job_runs
+from wxhub.db.schema import ingested_files, job_runs, metadata, stations
+from wxhub.ingestion import main as ingestion_main
 from wxhub.ingestion.loader import MysqlLoader, make_loader
-from wxhub.ingestion.sources import resolve_sources
+from wxhub.ingestion.sources import resolve, resolve_sources
 from wxhub.job import EXIT_OK, run_job
 
 pytestmark = pytest.mark.mysql
@@ -204,3 +208,76 @@ def test_a_server_that_allows_local_infile_gets_every_file_by_load_data(
     assert _row_inserts(sent, "weather_observations") == 0
     assert _row_inserts(sent, "wxhub_staging_observations") == 0
     assert _loader_warnings(caplog) == []
+
+
+@contextmanager
+def _user_with_only_data_rights(database: URL) -> Iterator[URL]:
+    """A user of ``database`` who may read and write the rows of wxhub's tables and create
+    temporary tables, and nothing else (no CREATE, DROP or ALTER, no right on any other name):
+    what a locked-down production loader gets."""
+    admin = make_engine(database)
+    name = f"wxhub_u_{uuid.uuid4().hex[:10]}"
+    password = uuid.uuid4().hex
+    db = database.database
+    with admin.begin() as conn:
+        for host in ("%", "localhost"):
+            user = f"'{name}'@'{host}'"
+            conn.execute(text(f"CREATE USER {user} IDENTIFIED BY '{password}'"))
+            conn.execute(text(f"GRANT CREATE TEMPORARY TABLES ON {db}.* TO {user}"))
+            conn.execute(text(f"GRANT SELECT ON {db}.alembic_version TO {user}"))
+            for table in metadata.sorted_tables:
+                rights = "SELECT, INSERT, UPDATE, DELETE"
+                conn.execute(text(f"GRANT {rights} ON {db}.{table.name} TO {user}"))
+    try:
+        yield database.set(username=name, password=password)
+    finally:
+        with admin.begin() as conn:
+            for host in ("%", "localhost"):
+                conn.execute(text(f"DROP USER IF EXISTS '{name}'@'{host}'"))
+        admin.dispose()
+
+
+def test_a_user_with_only_the_create_temporary_tables_grant_loads_big_and_small_files(
+    mysql_database: URL, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(ingestion_main, "MAX_FILE_BYTES", 2048)  # the by-year file is streamed
+    monkeypatch.setattr(ingestion_main, "CHUNK_BYTES", 1024)
+    _migrated(mysql_database).dispose()  # migrations run as the schema's owner
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_station(folder, CORRECTED, [noaa_line("20000101", 10, -20, 0)])
+    lines = [
+        csv_line(station, f"2014{month:02d}{day:02d}", element, day)
+        for station in (CORRECTED, NEW_LATER)
+        for month in (1, 2)
+        for day in range(1, 29)
+        for element in ("TMAX", "PRCP")
+    ]
+    write_csv(folder, "2014", lines)
+    (folder / "ghcnd-stations.txt").write_text(
+        stations_line(CORRECTED, 41.2, -88.1, 200.0, "IL", "ALEDO") + "\n"
+    )  # NOAA's station list: its loader stages through a temporary table too
+
+    def run() -> int:
+        found = resolve([str(folder)])
+        return run_job(engine, "run", sources=found.files, station_metadata=found.station_metadata)
+
+    with _user_with_only_data_rights(mysql_database) as url:
+        engine = make_engine(url)
+        try:
+            assert run() == EXIT_OK
+            # Again with one value changed: the by-year file is hashed, staged and compared.
+            lines[0] = csv_line(CORRECTED, "20140101", "TMAX", 99)
+            write_csv(folder, "2014", lines)
+            assert run() == EXIT_OK
+            with engine.connect() as conn:
+                runs = conn.execute(select(job_runs).order_by(job_runs.c.id)).all()
+        finally:
+            engine.dispose()
+
+    # The by-year file first (by name), then the wx file of a station it gave: staged too.
+    assert [(r.files_loaded, r.records_updated) for r in runs] == [(2, 0), (1, 1)]
+    owner = make_engine(mysql_database)
+    with owner.connect() as conn:
+        assert conn.execute(select(stations.c.name)).scalars().all() == ["ALEDO"]
+    owner.dispose()

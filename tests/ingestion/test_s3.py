@@ -275,6 +275,44 @@ def test_the_same_content_uploaded_again_is_read_once_skipped_by_hash_then_skipp
     assert last_run(engine)["files_skipped"] == 1
 
 
+def test_a_big_object_with_a_new_etag_and_known_content_is_read_once_and_never_parsed(
+    engine: Engine, bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wxhub.ingestion import main as ingestion_main  # noqa: PLC0415
+
+    monkeypatch.setattr(ingestion_main, "MAX_FILE_BYTES", 2048)  # streamed, as a by-year file
+    monkeypatch.setattr(ingestion_main, "CHUNK_BYTES", 1024)
+    stations = [f"USC0000000{k}" for k in range(1, 6)]
+    by_year = [
+        f"{station},2014{month:02d}{day:02d},TMAX,{day * 3},,,7,"
+        for station in stations
+        for month in (1, 2)
+        for day in range(1, 29)
+    ]
+    bucket.put("2014.csv.gz", by_year, gz=True, mtime=1)
+    assert run(engine, f"s3://{BUCKET}/2014.csv.gz") == EXIT_OK
+    assert bucket.gets() == 2  # new content: hashed, then read again to load it
+    before = snapshot(engine)
+    bucket.put("2014.csv.gz", by_year, gz=True, mtime=2)  # a new ETag, the same content
+    parsed: list[bytes] = []
+    real_parse = ingestion_main.parse_for_loading
+    monkeypatch.setattr(
+        ingestion_main,
+        "parse_for_loading",
+        lambda data, *a, **kw: (parsed.append(data), real_parse(data, *a, **kw))[1],
+    )
+
+    assert run(engine, f"s3://{BUCKET}/2014.csv.gz") == EXIT_OK
+
+    assert (bucket.gets(), parsed) == (3, [])  # one more read, to hash it; no parsing
+    assert (last_run(engine)["files_skipped"], last_run(engine)["records_read"]) == (1, 0)
+    assert snapshot(engine) == before
+
+    assert run(engine, f"s3://{BUCKET}/2014.csv.gz") == EXIT_OK
+
+    assert bucket.gets() == 3  # its new version is in the ledger now: not read again
+
+
 def test_force_reads_every_object_again(engine: Engine, bucket: Bucket) -> None:
     bucket.put(f"{STATION}.txt", LINES)
     bucket.put("USC00000002.txt", LINES)

@@ -2,7 +2,8 @@
 
 Everything else is plain SQLAlchemy Core; these exist because the portable spelling is wrong
 (SQLAlchemy's ``//`` becomes ``FLOOR(a / b)`` on MySQL, and DECIMAL division there rounds
-before FLOOR sees it) or missing (an upsert that does nothing on conflict).
+before FLOOR sees it) or missing (an upsert that does nothing on conflict, DDL of temporary
+tables that does not end a MySQL transaction).
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, and_, func
+from sqlalchemy import Connection, Insert, Table, and_, text
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 from sqlalchemy.types import Integer
 
@@ -41,18 +43,8 @@ def _int_div_mysql(element: int_div, compiler: Any, **kw: Any) -> str:
     )
 
 
-def upsert(
-    conn: Connection,
-    table: Table,
-    *,
-    update_columns: Sequence[str],
-    keep_where_null: bool = False,
-) -> Insert:
-    """INSERT that updates ``update_columns`` when the primary key exists (nothing if empty).
-
-    With ``keep_where_null``, a NULL in the new row keeps the stored value: rows given in
-    parts (a day's elements split between two chunks of a big file) merge into one.
-    """
+def upsert(conn: Connection, table: Table, *, update_columns: Sequence[str]) -> Insert:
+    """INSERT that updates ``update_columns`` when the primary key exists (nothing if empty)."""
     dialect = conn.dialect.name
     if dialect == "sqlite":
         stmt = sqlite.insert(table)
@@ -60,11 +52,7 @@ def upsert(
         if not update_columns:
             return stmt.on_conflict_do_nothing(index_elements=keys)
         return stmt.on_conflict_do_update(
-            index_elements=keys,
-            set_={
-                name: _merged(stmt.excluded[name], table.c[name], keep_where_null)
-                for name in update_columns
-            },
+            index_elements=keys, set_={name: stmt.excluded[name] for name in update_columns}
         )
     if dialect in ("mysql", "mariadb"):
         my_stmt = mysql.insert(table)
@@ -73,16 +61,34 @@ def upsert(
             first_key = next(iter(table.primary_key.columns)).name
             return my_stmt.on_duplicate_key_update({first_key: my_stmt.inserted[first_key]})
         return my_stmt.on_duplicate_key_update(
-            {
-                name: _merged(my_stmt.inserted[name], table.c[name], keep_where_null)
-                for name in update_columns
-            }
+            {name: my_stmt.inserted[name] for name in update_columns}
         )
     raise NotImplementedError(f"no upsert for the {dialect} dialect")
 
 
-def _merged(new: Any, old: Any, keep_where_null: bool) -> Any:
-    return func.coalesce(new, old) if keep_where_null else new
+def create_temporary_table(conn: Connection, table: Table) -> None:
+    """Create ``table`` (declared with the TEMPORARY prefix) for this connection, unless it
+    already has it.
+
+    The one way wxhub makes a table outside the migrations: a plain ``CREATE TEMPORARY TABLE
+    IF NOT EXISTS``, with no metadata look-up first, so a database user with no more than
+    MySQL's CREATE TEMPORARY TABLES grant (and rights on the real tables) can load. On
+    MySQL/MariaDB it does not end the caller's transaction, as other DDL would.
+    """
+    if "TEMPORARY" not in table._prefixes:  # no public accessor
+        raise ValueError(f"{table.name} is not declared TEMPORARY")
+    conn.execute(CreateTable(table, if_not_exists=True))
+
+
+def drop_temporary_table(conn: Connection, table: Table) -> None:
+    """Drop this connection's temporary ``table`` if it has it, inside the caller's
+    transaction: ``DROP TEMPORARY TABLE`` on MySQL/MariaDB (a plain DROP TABLE would commit
+    the transaction there), the ``temp`` schema's table on SQLite."""
+    name = conn.dialect.identifier_preparer.quote(table.name)
+    if conn.dialect.name == "sqlite":
+        conn.execute(text(f"DROP TABLE IF EXISTS temp.{name}"))
+    else:
+        conn.execute(text(f"DROP TEMPORARY TABLE IF EXISTS {name}"))
 
 
 def same_values(left: Sequence[ColumnElement[Any]], right: Sequence[ColumnElement[Any]]) -> Any:

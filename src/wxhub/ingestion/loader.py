@@ -8,9 +8,13 @@ The database's primary key, not a check-then-insert, is what keeps a station-day
   is new, changed and unchanged, the station-years that change are queued for aggregation, and
   a dialect upsert (``ON CONFLICT`` / ``ON DUPLICATE KEY``) writes only the new and changed rows.
 
-A big file (a GHCN-Daily by-year file) arrives in chunks: each chunk is merged into the
-staging table (a day whose elements fall in two chunks becomes one row), and the comparison
-and upsert run once, when the whole file is staged. Memory stays that of one chunk.
+A big file (a GHCN-Daily by-year file) arrives in chunks: each chunk is appended, by the
+bulk path, to a temporary heap table without a key (no index to maintain, no conflict to
+resolve per chunk); once the whole file is there, one ``INSERT ... SELECT ... GROUP BY
+station_id, obs_date`` folds it into the keyed staging table, the largest value of each column
+winning (a day whose elements fall in two chunks becomes one row: a missing value is NULL),
+and the comparison and upsert run once. Memory stays that of one chunk; reloading a file that
+barely changed writes only its changed rows.
 
 The bulk path is ``LOAD DATA LOCAL INFILE`` on MySQL/MariaDB (batched INSERTs when the server
 refuses it) and ``json_each`` on SQLite, so no Python object is made per row.
@@ -45,14 +49,12 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    true,
 )
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.schema import CreateTable
 
 from wxhub.db.engine import is_connection_failure
 from wxhub.db.schema import StationId, aggregation_pending, weather_observations
-from wxhub.db.sql import same_values, upsert
+from wxhub.db.sql import create_temporary_table, drop_temporary_table, same_values, upsert
 from wxhub.domain import MISSING
 from wxhub.ingestion.rows import ParsedFile, PayloadFormat, payload_of
 
@@ -60,6 +62,7 @@ log = logging.getLogger(__name__)
 
 obs = weather_observations
 VALUE_COLUMNS = ("max_temp_tenths_c", "min_temp_tenths_c", "precipitation_tenths_mm")
+_COLUMNS = ["station_id", "obs_date", *VALUE_COLUMNS]
 
 _staging = Table(
     "wxhub_staging_observations",
@@ -69,12 +72,12 @@ _staging = Table(
     *(Column(name, SmallInteger) for name in VALUE_COLUMNS),
     prefixes=["TEMPORARY"],
 )
-# MySQL: a chunk's rows land here by LOAD DATA, then merge into the staging table.
-_chunk = Table(
-    "wxhub_staging_chunk",
+# A chunked file's rows as they arrive, appended without a key; folded into _staging at the end.
+_heap = Table(
+    "wxhub_staging_heap",
     MetaData(),
-    Column("station_id", StationId, primary_key=True),
-    Column("obs_date", Date, primary_key=True),
+    Column("station_id", StationId, nullable=False),
+    Column("obs_date", Date, nullable=False),
     *(Column(name, SmallInteger) for name in VALUE_COLUMNS),
     prefixes=["TEMPORARY"],
 )
@@ -99,10 +102,7 @@ class Loader:
         self.conn = conn
         with conn.begin():
             # A pooled connection may keep it from an earlier run; its rows are cleared per use.
-            # IF NOT EXISTS rather than checkfirst: the check (DESCRIBE) needs a privilege on
-            # the table's name that the job's database user, with CREATE TEMPORARY TABLES
-            # alone, does not hold (wxhub.db.users).
-            conn.execute(CreateTable(_staging, if_not_exists=True))
+            create_temporary_table(conn, _staging)
 
     def load(self, parsed: ParsedFile) -> LoadCounts:
         """Write the file's rows; returns how many were inserted, updated and unchanged."""
@@ -113,21 +113,42 @@ class Loader:
             self.bulk_copy(parsed, obs)
             self._queue_years(station_id, parsed.years)
             return LoadCounts(inserted=parsed.row_count)
-        self.start_staging()
+        self.conn.execute(_staging.delete())
         self.bulk_copy(parsed, _staging)
-        return self.apply_staging()
+        return self._apply_staged()
 
     def start_staging(self) -> None:
-        """Empty the staging table for a file that arrives chunk by chunk."""
+        """Make ready for a file that arrives chunk by chunk: an empty staging table and a
+        new, empty heap table (made anew rather than emptied: dropping a table of millions of
+        rows is instant, deleting them is not)."""
         self.conn.execute(_staging.delete())
+        drop_temporary_table(self.conn, _heap)
+        create_temporary_table(self.conn, _heap)
 
     def stage(self, parsed: ParsedFile) -> None:
-        """Merge one chunk's rows into the staging table."""
+        """Append one chunk's rows to the heap table, by the bulk path."""
         if parsed.row_count:
-            self.merge_copy(parsed)
+            self.bulk_copy(parsed, _heap)
 
     def apply_staging(self) -> LoadCounts:
-        """Write what the staged file changes; returns inserted, updated and unchanged."""
+        """Fold the staged chunks into one row per station-day, then write what the file
+        changes; returns inserted, updated and unchanged."""
+        self._fold_heap()
+        return self._apply_staged()
+
+    def _fold_heap(self) -> None:
+        """One set-based pass from the heap to the keyed staging table. MAX ignores NULL, so
+        the parts of a day given in different chunks merge; the parser rejects an element
+        given twice within a chunk, and across chunks the larger value wins."""
+        grouped = select(
+            _heap.c.station_id,
+            _heap.c.obs_date,
+            *(func.max(_heap.c[n]) for n in VALUE_COLUMNS),
+        ).group_by(_heap.c.station_id, _heap.c.obs_date)
+        self.conn.execute(_staging.insert().from_select(_COLUMNS, grouped))
+        drop_temporary_table(self.conn, _heap)
+
+    def _apply_staged(self) -> LoadCounts:
         counts = self._compare_with_staging()
         if counts.inserted or counts.updated:
             self._queue_changed_years()
@@ -136,11 +157,6 @@ class Loader:
 
     def bulk_copy(self, parsed: ParsedFile, target: Table) -> None:
         """Insert every row of ``parsed`` into ``target`` (no conflict expected)."""
-        raise NotImplementedError
-
-    def merge_copy(self, parsed: ParsedFile) -> None:
-        """Insert the rows of ``parsed`` into the staging table; a row already staged takes
-        the values the new one has (NULL keeps the staged value)."""
         raise NotImplementedError
 
     def payload(self, parsed: ParsedFile) -> bytes:
@@ -223,12 +239,6 @@ class SqliteLoader(Loader):
         stmt = target.insert().from_select(_COLUMNS, self._rows(parsed))
         self.conn.execute(stmt, self._parameters(parsed))
 
-    def merge_copy(self, parsed: ParsedFile) -> None:
-        # 'WHERE true': SQLite needs a WHERE before ON CONFLICT in an INSERT ... SELECT.
-        rows = self._rows(parsed).where(true())
-        stmt = upsert(self.conn, _staging, update_columns=VALUE_COLUMNS, keep_where_null=True)
-        self.conn.execute(stmt.from_select(_COLUMNS, rows), self._parameters(parsed))
-
     def _rows(self, parsed: ParsedFile) -> Select[Any]:
         # Composed, not formatted: the file's data reaches the database only as bound values.
         item = self._ITEM.format
@@ -248,7 +258,6 @@ class SqliteLoader(Loader):
 
 
 _SAFE_PATH = re.compile(r"[A-Za-z0-9_./-]+")
-_COLUMNS = ["station_id", "obs_date", *VALUE_COLUMNS]
 
 
 class MysqlLoader(Loader):
@@ -256,8 +265,6 @@ class MysqlLoader(Loader):
 
     def __init__(self, conn: Connection) -> None:
         super().__init__(conn)
-        with conn.begin():
-            conn.execute(CreateTable(_chunk, if_not_exists=True))
         self.local_infile = self._probe_local_infile()
 
     def bulk_copy(self, parsed: ParsedFile, target: Table) -> None:
@@ -265,12 +272,6 @@ class MysqlLoader(Loader):
             self._load_data(parsed, target)
         else:
             self._insert_batches(parsed, target)
-
-    def merge_copy(self, parsed: ParsedFile) -> None:
-        self.conn.execute(_chunk.delete())
-        self.bulk_copy(parsed, _chunk)
-        stmt = upsert(self.conn, _staging, update_columns=VALUE_COLUMNS, keep_where_null=True)
-        self.conn.execute(stmt.from_select(_COLUMNS, select(*(_chunk.c[n] for n in _COLUMNS))))
 
     def _load_data(self, parsed: ParsedFile, target: Table) -> None:
         fd, path = tempfile.mkstemp(prefix="wxhub-", suffix=".tsv")

@@ -9,11 +9,14 @@ cores of a small machine work at once. Loading a file, its ledger entry, its rej
 aggregation queue entries commit together: a run killed at any moment leaves whole files
 only, and the next run picks up from there.
 
-A file too big to read whole (a GHCN-Daily by-year file, about a gigabyte) is streamed: read
-in chunks of whole lines, each parsed (in the worker) and merged into the loader's staging
-table, hashed as it goes, and compared with the table once all of it is staged, still in one
-transaction. Memory stays that of a few chunks whatever the file's size; if its content turns
-out to be in the ledger already, the transaction is rolled back and nothing is written.
+A file too big to read whole (a GHCN-Daily by-year file, about a gigabyte) is hashed first,
+in one streaming read: content already in the ledger is skipped then, before any parsing (its
+cost is that of reading it: decompressing and hashing, a twentieth of loading it). Otherwise
+it is read again and streamed: in chunks of whole lines, each parsed (in the worker) and
+appended to the loader's staging, then compared with the table once all of it is staged,
+still in one transaction. Memory stays that of a few chunks whatever the file's size. The
+second read hashes again and that is the hash recorded (a local file may change in between;
+an S3 object cannot: both reads ask for the listed ETag).
 """
 
 from __future__ import annotations
@@ -98,13 +101,8 @@ class _Item:
     data: bytes | None = None
     parsed: ParsedFile | None = None
     future: Future[ParsedFile] | None = None
-    # A file too big to read whole: its open stream and what was read of it so far.
-    stream: BinaryIO | None = None
-    head: bytes = b""
-
-    @property
-    def streamed(self) -> bool:
-        return self.stream is not None
+    # A file too big to read whole: hashed already, read again chunk by chunk when loaded.
+    streamed: bool = False
 
     def result(self) -> _Item:
         if self.future is not None:
@@ -267,20 +265,16 @@ def _load_streamed(
     """Stream a big file into the staging table chunk by chunk, then apply it, in one
     transaction; a retry (the database went away) reads the file again from its start."""
     started = time.perf_counter()
-    stream, head = item.stream, item.head
-    item.stream, item.head = None, b""  # a retry opens the file anew
     item.size_bytes = 0
     try:
-        if stream is None:
-            stream = item.source.open()
-        with stream:
+        with item.source.open() as stream:
             loader = session.loader()
             conn = session.connection()
             with conn.begin() as transaction:
                 loader.start_staging()
                 hasher = hashlib.sha256()
                 totals = _Totals()
-                for parsed in _parsed_chunks(item, stream, head, hasher, plan):
+                for parsed in _parsed_chunks(item, stream, hasher, plan):
                     loader.stage(parsed)
                     totals.add(parsed)
                 item.sha256 = hasher.hexdigest()
@@ -311,15 +305,13 @@ def _load_streamed(
     _loaded(stats, item, counts, totals, started)
 
 
-def _parsed_chunks(
-    item: _Item, stream: BinaryIO, head: bytes, hasher: Any, plan: _Plan
-) -> Iterator[ParsedFile]:
+def _parsed_chunks(item: _Item, stream: BinaryIO, hasher: Any, plan: _Plan) -> Iterator[ParsedFile]:
     """The file's chunks parsed, in order, a few ahead in the worker process if there is one."""
     # A type-narrowing invariant: streamed items always have a chunked format.
     assert item.fmt is not None  # noqa: S101  # nosec B101
     fmt = item.fmt
     pending: deque[Future[ParsedFile] | ParsedFile] = deque()
-    for chunk, first_line_no in _chunks(stream, head, hasher, item):
+    for chunk, first_line_no in _chunks(stream, hasher, item):
         args = (chunk, fmt, plan.payload_format)
         kwargs = {
             "name_station": stem_of(item.source.name),
@@ -340,11 +332,11 @@ def _chunk_result(pending: Future[ParsedFile] | ParsedFile) -> ParsedFile:
     return pending.result() if isinstance(pending, Future) else pending
 
 
-def _chunks(stream: BinaryIO, head: bytes, hasher: Any, item: _Item) -> Iterator[tuple[bytes, int]]:
+def _chunks(stream: BinaryIO, hasher: Any, item: _Item) -> Iterator[tuple[bytes, int]]:
     """(chunk of whole lines, its first line's number), hashing and sizing the file."""
     line_no = 1
     carry = b""
-    for piece in _pieces(stream, head):
+    for piece in _pieces(stream):
         hasher.update(piece)
         item.size_bytes += len(piece)
         data = carry + piece
@@ -359,10 +351,8 @@ def _chunks(stream: BinaryIO, head: bytes, hasher: Any, item: _Item) -> Iterator
         yield carry, line_no
 
 
-def _pieces(stream: BinaryIO, head: bytes) -> Iterator[bytes]:
-    """The file's bytes in pieces of about CHUNK_BYTES: what was read to decide, then more."""
-    for start in range(0, len(head), CHUNK_BYTES):
-        yield head[start : start + CHUNK_BYTES]
+def _pieces(stream: BinaryIO) -> Iterator[bytes]:
+    """The rest of the stream's bytes in pieces of about CHUNK_BYTES."""
     while piece := read_up_to(stream, CHUNK_BYTES):
         yield piece
 
@@ -503,7 +493,8 @@ def _new_item(source: SourceFile, selection: StationFilter | None) -> _Item:
 
 
 def _bytes(window: deque[_Item]) -> int:
-    return sum(item.size_bytes for item in window if item.future is not None or item.streamed)
+    """What the files being parsed hold in memory (a streamed file holds nothing yet)."""
+    return sum(item.size_bytes for item in window if item.future is not None)
 
 
 def _read(item: _Item, known: _Known, forced: Format | None) -> _Item:
@@ -531,8 +522,15 @@ def _read(item: _Item, known: _Known, forced: Format | None) -> _Item:
                 f"{item.fmt} format"
             )
             return item
-        item.stream, item.head = stream, head  # loaded chunk by chunk when its turn comes
-        item.size_bytes = 0
+        try:
+            item.sha256, item.size_bytes = _hash_rest(stream, head)
+        except OSError as exc:
+            item.error = f"cannot read: {exc.strerror or exc}"
+            return item
+        # Content already loaded: skipped at the cost of reading it. Else loaded chunk by
+        # chunk when its turn comes, from a second read.
+        item.skipped = (item.subject, item.sha256) in known.files
+        item.streamed = not item.skipped
         return item
     stream.close()
     item.size_bytes = len(head)
@@ -542,6 +540,18 @@ def _read(item: _Item, known: _Known, forced: Format | None) -> _Item:
     else:
         item.data = head
     return item
+
+
+def _hash_rest(stream: BinaryIO, head: bytes) -> tuple[str, int]:
+    """(sha256, size) of a file of which ``head`` was read: the rest is read in pieces, so
+    memory does not grow with the file. Closes the stream."""
+    hasher = hashlib.sha256(head)
+    size = len(head)
+    with stream:
+        for piece in _pieces(stream):
+            hasher.update(piece)
+            size += len(piece)
+    return hasher.hexdigest(), size
 
 
 def _ready(item: _Item) -> bool:

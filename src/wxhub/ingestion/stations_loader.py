@@ -41,11 +41,10 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.schema import CreateTable
 
 from wxhub.db.retry import DEFAULT_RETRY_S, with_retries
 from wxhub.db.schema import StationId, bump_data_version, stations
-from wxhub.db.sql import same_values, upsert
+from wxhub.db.sql import create_temporary_table, same_values, upsert
 from wxhub.ingestion import ledger
 from wxhub.ingestion.rows import Reject
 from wxhub.ingestion.sources import SourceFile
@@ -179,8 +178,7 @@ def _load(
 ) -> None:
     """Everything that changes the database, in the caller's transaction."""
     # A pooled connection may keep the temporary table from an earlier load: emptied first.
-    # IF NOT EXISTS, not checkfirst: see Loader.__init__ (the job user cannot DESCRIBE it).
-    conn.execute(CreateTable(_staging, if_not_exists=True))
+    create_temporary_table(conn, _staging)
     conn.execute(_staging.delete())
     parser = StationListParser()
     _stage(conn, parser.rows(iter_lines(data)))

@@ -5,6 +5,10 @@ or starts the progress bar's thread, so a worker inherits neither. Forking makes
 ready in milliseconds (a spawned one re-imports wxhub: about a second here). Each worker also
 watches its parent and exits when the job is gone, so a job killed with SIGKILL leaves no
 orphan behind. Where fork is not available, workers are spawned.
+
+Whether a worker pays for itself depends on what is parsed (:func:`default_workers`): many
+files, or one file heavy enough alone (a by-year file of every station, or any big file),
+which is parsed in chunks a few ahead of the loader.
 """
 
 from __future__ import annotations
@@ -13,18 +17,48 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 
+from wxhub.ingestion.sources import LocalFile, SourceFile
+
 PARENT_CHECK_INTERVAL_S = 0.5
-# Below this many files to parse, starting a worker costs more than it saves.
+# Below this many files to parse, starting a worker costs more than it saves...
 MIN_FILES_FOR_WORKERS = 8
+# ... unless one of them is this big (as stored: a .gz is about a fifth of what it holds), or
+# holds many stations' lines: seconds to minutes of parsing, which a worker runs beside the
+# loader's work on the chunks before.
+PARSE_HEAVY_BYTES = 4 * 1024 * 1024
 
 
-def default_workers() -> int:
-    """One parser process beside the loader when there is a second core."""
-    return 1 if (os.cpu_count() or 1) > 1 else 0
+def default_workers(sources: Sequence[SourceFile] = ()) -> int:
+    """One parser process beside the loader when there is a second core and the parsing
+    is worth it (:func:`worker_pays_off`), else none."""
+    if (os.cpu_count() or 1) < 2:
+        return 0
+    return 1 if worker_pays_off(sources) else 0
+
+
+def worker_pays_off(sources: Sequence[SourceFile]) -> bool:
+    """Whether parsing ``sources`` takes long enough to gain from a worker process: many
+    files, or one that is parse-heavy by itself, however few the files."""
+    return len(sources) >= MIN_FILES_FOR_WORKERS or any(map(is_parse_heavy, sources))
+
+
+def is_parse_heavy(source: SourceFile) -> bool:
+    """A file of many stations (a by-year file: a gigabyte a recent year), or a big one, by
+    its listed size (S3) or its size on disk; known without reading it."""
+    if source.station_id is None:
+        return True
+    if source.version is not None:
+        return source.version.size_bytes >= PARSE_HEAVY_BYTES
+    if isinstance(source, LocalFile):
+        try:
+            return source.path.stat().st_size >= PARSE_HEAVY_BYTES
+        except OSError:
+            return False  # its read fails later, with the reason
+    return False
 
 
 @contextmanager

@@ -16,8 +16,11 @@ line-by-line path, the reference, which says what is wrong where; tests check bo
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 from collections import Counter
+from dataclasses import dataclass
 
 from wxhub.domain import MISSING, STATION_ID_PATTERN
 from wxhub.ingestion.formats.checks import (
@@ -47,25 +50,9 @@ _CLEAN_SHAPE = re.compile(rb"[A9]{11},9{8},[A9]{4},-?9{1,5},A?,A?,[A9a]?,(?:9{4}
 _ELEMENT = re.compile(rb"[A-Z0-9]{4}")
 _VALUE = re.compile(rb"-?[0-9]{1,5}")
 _FLAG = re.compile(rb"[A-Za-z0-9]?")
-# Per element, on a body with a leading newline: (date, value) of unflagged lines, and
-# (date, flag) of flagged ones. The leading '\n' lets the engine skip to line starts.
-_UNFLAGGED = {
-    e: re.compile(rb"\n[A-Z0-9]{11},([0-9]{8})," + e + rb",(-?[0-9]{1,5}),[A-Z]?,,")
-    for e in KEPT_ELEMENTS
-}
-_FLAGGED = {
-    e: re.compile(rb"\n[A-Z0-9]{11},([0-9]{8})," + e + rb",-?[0-9]{1,5},[A-Z]?,([A-Z]),")
-    for e in KEPT_ELEMENTS
-}
-# Of a file of many stations (a by-year file): every line's station, and the kept lines'
-# station, date, element, value and Q flag.
+# Of a file of many stations (a by-year file): every line's station.
 _LINE_STATION = re.compile(rb"\n([A-Z0-9]{11}),")
-_KEPT_LINE = re.compile(
-    rb"\n([A-Z0-9]{11}),([0-9]{8}),(TMAX|TMIN|PRCP),(-?[0-9]{1,5}),[A-Z]?,([A-Z]?),"
-)
 _MISSING = b"%d" % MISSING
-# Unflagged values seen valid and canonical, per column, shared by every file of a process.
-_valid_values: tuple[dict[bytes, bool], ...] = ({}, {}, {})
 
 
 def parse(
@@ -98,28 +85,21 @@ def _parse_fast(body: bytes, selection: StationFilter | None) -> ParsedFile | No
     lines = body.count(b"\n") + 1
     if selection is not None and not selection.accepts(station_id):
         return ParsedFile(station_id, lines_read=lines, lines_not_selected=lines)
-    kept = _kept_columns(b"\n" + body)
+    kept = _kept_columns(b"\n" + body, _station_patterns(body[:11]), None)
     if kept is None:
         return None
-    columns, flagged, kept_lines = kept
-    dates = set().union(*columns)
+    dates = set().union(*kept.columns)
     if not _all_dates_valid(dates):
         return None
-    missing = b"%d" % MISSING
     ordered = sorted(dates)
-    tmax, tmin, prcp = (column.get for column in columns)
-    rows = [
-        b"%s\t%s\t%s\t%s" % (d, tmax(d, missing), tmin(d, missing), prcp(d, missing))
-        for d in ordered
-    ]
     return ParsedFile(
         station_id,
-        b"\n".join(rows),
-        len(rows),
+        _joined_rows(ordered, kept),
+        len(ordered),
         frozenset(int(year) for year in {d[:4] for d in ordered}),
         lines_read=lines,
-        qc_removed=flagged,
-        other_values=lines - kept_lines,
+        qc_removed=kept.qc_removed,
+        other_values=lines - kept.lines,
     )
 
 
@@ -130,124 +110,165 @@ def _the_one_clean_station(body: bytes) -> str | None:
     station = body[:11]
     if body.count(b"\n" + station + b",") != body.count(b"\n"):
         return None  # several stations (a by-year file): line by line
-    shapes = set(body.translate(_SHAPE_TABLE).split(b"\n"))
-    if not all(_CLEAN_SHAPE.fullmatch(shape) for shape in shapes):
+    if not _clean_shapes(body):
         return None
     return station.decode("ascii")
 
 
-def _kept_columns(
-    text: bytes,
-) -> tuple[list[dict[bytes, bytes]], Counter[str], int] | None:
-    """Per kept element, date -> value (-9999 where QC-flagged), the flags, and the number
-    of kept lines; None if an element is given twice for a day or a value is not valid."""
+def _clean_shapes(body: bytes) -> bool:
+    """Whether every line has the usual shape: what lets the patterns below skip checks."""
+    shapes = set(body.translate(_SHAPE_TABLE).split(b"\n"))
+    return all(_CLEAN_SHAPE.fullmatch(shape) for shape in shapes)
+
+
+# The kept lines' patterns, one per element: (key, 'VALUE,M_FLAG,Q_FLAG') of each line. A
+# pattern that starts with a literal (a line end and the station's id) lets the engine jump
+# from line to line, and the lines of other elements fail at their fourth character past the
+# key. A shape-checked body needs no character classes for the id and the date: '.' is
+# checked already. The value and flags stay one token: there are a few hundred distinct ones,
+# each read once (:func:`_token_values`), and a flagged value needs no scan of its own.
+_Patterns = tuple[re.Pattern[bytes], ...]
+
+
+def _patterns(key: bytes) -> _Patterns:
+    return tuple(
+        re.compile(key + b"," + e + rb",(-?[0-9]{1,5},[A-Z]?,[A-Z]?),") for e in KEPT_ELEMENTS
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _station_patterns(station: bytes) -> _Patterns:
+    """Of a file of one station: the key is the date."""
+    return _patterns(b"\n" + re.escape(station) + b",(.{8})")
+
+
+# Of a chunk of many stations: the key is 'STATION,YYYYMMDD'.
+_MANY_PATTERNS = _patterns(rb"\n(.{11},.{8})")
+# Per column, what each token seen loads as: (value, Q flag); value None when not loadable as
+# it is (out of range, or not canonical: '007' and '-0' go line by line). Shared by every file
+# of a process, like the valid dates.
+_token_cache: tuple[dict[bytes, tuple[bytes | None, str]], ...] = ({}, {}, {})
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """The kept values of a body: per element, key -> token, and token -> value loaded."""
+
+    columns: list[dict[bytes, bytes]]
+    values: list[dict[bytes, bytes]]
+    qc_removed: Counter[str]
+    lines: int
+
+
+def _kept_columns(text: bytes, patterns: _Patterns, accepted: set[bytes] | None) -> _Kept | None:
+    """The kept values; None if an element is given twice for a key or a value is not valid.
+    ``accepted``: the stations whose lines count (keys start with the station), or all."""
     columns: list[dict[bytes, bytes]] = []
-    flagged: Counter[str] = Counter()
-    kept_lines = 0
-    for k, element in enumerate(KEPT_ELEMENTS):
-        found = _UNFLAGGED[element].findall(text)
+    values_of: list[dict[bytes, bytes]] = []
+    qc_removed: Counter[str] = Counter()
+    lines = 0
+    for k, pattern in enumerate(patterns):
+        found = pattern.findall(text)
+        if accepted is not None:
+            found = [pair for pair in found if pair[0][:11] in accepted]
         column = dict(found)
-        flags = _FLAGGED[element].findall(text)
-        flag_dates = {date for date, _ in flags}
-        if len(column) != len(found) or len(flag_dates) != len(flags) or flag_dates & column.keys():
+        if len(column) != len(found):
             return None  # an element given twice for a day: line by line says where
-        if not _all_valid(k, column):
+        values = _token_values(k, set(column.values()), qc_removed, column)
+        if values is None:
             return None
-        column.update(dict.fromkeys(flag_dates, b"%d" % MISSING))
-        flagged.update(flag.decode() for _, flag in flags)
         columns.append(column)
-        kept_lines += len(found) + len(flags)
-    return columns, flagged, kept_lines
+        values_of.append(values)
+        lines += len(found)
+    return _Kept(columns, values_of, qc_removed, lines)
+
+
+def _token_values(
+    index: int, tokens: set[bytes], qc_removed: Counter[str], column: dict[bytes, bytes]
+) -> dict[bytes, bytes] | None:
+    """token -> value loaded (-9999 when QC-flagged, and for the absent: ``_MISSING``
+    itself) for the tokens of column ``index``; None if one is not valid. Counts the
+    flagged values of ``column`` into ``qc_removed``."""
+    cache = _token_cache[index]
+    values = {_MISSING: _MISSING}
+    flagged: list[tuple[bytes, str]] = []
+    for token in tokens:
+        known = cache.get(token)
+        if known is None:
+            known = cache[token] = _token_value(index, token)
+        value, flag = known
+        if value is None:
+            return None
+        values[token] = value
+        if flag:
+            flagged.append((token, flag))
+    if flagged:
+        counts = Counter(column.values())
+        for token, flag in flagged:
+            qc_removed[flag] += counts[token]
+    return values
+
+
+def _token_value(index: int, token: bytes) -> tuple[bytes | None, str]:
+    value, _m_flag, q_flag = token.split(b",")
+    if q_flag:
+        return _MISSING, q_flag.decode()
+    text = value.decode()
+    ok = check_value(index, text)[1] is None and str(int(text)) == text
+    return (value if ok else None), ""
+
+
+def _joined_rows(keys: list[bytes], kept: _Kept) -> bytes:
+    """``key<TAB>max<TAB>min<TAB>prcp`` lines, -9999 where a column has no value: made by
+    C loops (map, zip, join), no Python code per row."""
+    n = len(keys)
+    values = [
+        map(value.__getitem__, map(column.get, keys, itertools.repeat(_MISSING, n)))
+        for column, value in zip(kept.columns, kept.values, strict=True)
+    ]
+    return b"\n".join(map(b"\t".join, zip(keys, *values, strict=True)))
 
 
 def _parse_many_fast(body: bytes, selection: StationFilter | None) -> ParsedFile | None:
     """The fast path for clean lines of many stations (a chunk of a by-year file): Python
-    works once per kept value, not per line; None when a line needs explaining."""
-    if not body:
-        return None
-    shapes = set(body.translate(_SHAPE_TABLE).split(b"\n"))
-    if not all(_CLEAN_SHAPE.fullmatch(shape) for shape in shapes):
+    works once per station-day, not per line; None when a line needs explaining."""
+    if not body or not _clean_shapes(body):
         return None
     text = b"\n" + body
-    lines_of = Counter(_LINE_STATION.findall(text))
-    accepted = {
-        station
-        for station in lines_of
-        if selection is None or selection.accepts(station.decode("ascii"))
-    }
-    pivoted = _pivot_kept(text, accepted)
-    if pivoted is None:
+    lines = body.count(b"\n") + 1
+    accepted: set[bytes] | None = None
+    accepted_lines = lines
+    if selection is not None:  # only then is a line's station needed
+        lines_of = Counter(_LINE_STATION.findall(text))
+        accepted = {station for station in lines_of if selection.accepts(station.decode("ascii"))}
+        accepted_lines = sum(lines_of[station] for station in accepted)
+    kept = _kept_columns(text, _MANY_PATTERNS, accepted)
+    if kept is None:
         return None
-    days, flagged, kept = pivoted
-    if not _all_dates_valid({date for _, date in days}):
+    columns = kept.columns
+    # Unsorted (a sort of the keys costs more than the rest of the chunk's work, and the
+    # staging table needs no order), but the same every time: first TMAX's days, in the
+    # order of the file, then the days with no TMAX, and so on.
+    keys = list(columns[0] | columns[1] | columns[2])
+    if not _all_dates_valid({key[12:] for key in keys}):
         return None
-    # Unsorted: the staging table does not need order, and a sort of the keys costs more
-    # than the rest of the chunk's work.
-    m = _MISSING
-    rows = [
-        b"%s\t%s\t%s\t%s\t%s" % (station, date, row[0] or m, row[1] or m, row[2] or m)
-        for (station, date), row in days.items()
-    ]
-    lines = sum(lines_of.values())
-    accepted_lines = sum(lines_of[station] for station in accepted)
-    stations = {station for station, _ in days}
+    stations = {key[:11] for key in keys}
     one = len(stations) <= 1  # one station (or none) kept: its canonical lines, as ever
+    body = _joined_rows(keys, kept)  # 'STATION,YYYYMMDD<TAB>...': one comma per line
+    if one:
+        body = b"\n".join(row[12:] for row in body.split(b"\n")) if keys else b""
+    else:
+        body = body.replace(b",", b"\t")
     return ParsedFile(
         next(iter(stations)).decode("ascii") if one and stations else None,
-        b"\n".join(row.split(b"\t", 1)[1] for row in rows) if one else b"\n".join(rows),
-        len(rows),
-        frozenset(int(date[:4]) for _, date in days) if one else frozenset(),
+        body,
+        len(keys),
+        frozenset(int(key[12:16]) for key in keys) if one else frozenset(),
         lines_read=lines,
-        qc_removed=flagged,
-        other_values=accepted_lines - kept,
+        qc_removed=kept.qc_removed,
+        other_values=accepted_lines - kept.lines,
         lines_not_selected=lines - accepted_lines,
     )
-
-
-def _pivot_kept(
-    text: bytes, accepted: set[bytes]
-) -> tuple[dict[tuple[bytes, bytes], list[bytes | None]], Counter[str], int] | None:
-    """(station, date) -> [max, min, prcp] of the accepted stations' kept lines, the QC
-    flags, and the number of kept lines; None if a value is given twice or is not valid."""
-    days: dict[tuple[bytes, bytes], list[bytes | None]] = {}
-    flagged: Counter[str] = Counter()
-    kept = 0
-    for station, date, element, value, q_flag in _KEPT_LINE.findall(text):
-        if station not in accepted:
-            continue
-        kept += 1
-        row = days.get((station, date))
-        if row is None:
-            row = days[station, date] = [None, None, None]
-        column = _COLUMN[element]
-        if row[column] is not None:
-            return None  # given twice: the line-by-line path says where
-        if q_flag:
-            flagged[q_flag.decode()] += 1
-            row[column] = _MISSING
-        elif _valid_values[column].get(value) or _value_ok(column, value):
-            row[column] = value
-        else:
-            return None
-    return days, flagged, kept
-
-
-def _value_ok(column: int, raw: bytes) -> bool:
-    """Whether an unflagged value of ``column`` loads as it is (valid and canonical)."""
-    text = raw.decode()
-    ok = check_value(column, text)[1] is None and str(int(text)) == text
-    _valid_values[column][raw] = ok
-    return ok
-
-
-def _all_valid(index: int, column: dict[bytes, bytes]) -> bool:
-    known = _valid_values[index]
-    distinct = set(column.values())
-    for raw in distinct.difference(known):
-        text = raw.decode()
-        # '007' and '-0' are valid but not canonical (JSON refuses them): line-by-line path.
-        known[raw] = check_value(index, text)[1] is None and str(int(text)) == text
-    return all(known[raw] for raw in distinct)
 
 
 def _all_dates_valid(dates: set[bytes]) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import platform
 import sqlite3
 import statistics
@@ -104,9 +105,8 @@ def sqlite_url() -> tuple[str, Callable[[], None]]:
     path = Path(folder) / "wxhub.db"
 
     def cleanup() -> None:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        os.rmdir(folder)
+        # The database, its WAL files and the job's lock file beside it.
+        shutil.rmtree(folder, ignore_errors=True)
 
     return f"sqlite:///{path}", cleanup
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import platform
+import shutil
 import sqlite3
 import statistics
 import subprocess

@@ -406,12 +406,12 @@ def stations(settings: Settings, source: str, force: bool, wait: bool) -> int:
     "--workers",
     type=click.IntRange(min=1),
     default=None,
-    help="gunicorn worker processes (default: one per core, at least two).",
+    help="gunicorn worker processes (default: two per core, at least two).",
 )
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
-    default=8,
+    default=4,
     show_default=True,
     help="Threads per worker (each serves one connection at a time, with keep-alive).",
 )

@@ -21,7 +21,7 @@ from wxhub.observability import configure_logging
 # A fixed system path (gunicorn's heartbeat files), not a temporary file of ours.
 SHARED_MEMORY = "/dev/shm"  # noqa: S108  # nosec B108
 DEFAULT_PORT = 8000
-DEFAULT_THREADS = 8
+DEFAULT_THREADS = 4
 # A worker that stops answering gunicorn's heartbeat for this long is replaced.
 WORKER_TIMEOUT_S = 30
 # How long an idle client connection is kept open for its next request.
@@ -29,14 +29,17 @@ KEEPALIVE_S = 5
 
 
 def default_workers() -> int:
-    """One threaded worker per core, at least two (one can restart while the other serves).
+    """Two threaded workers per core, at least two (one can restart while another serves).
 
     Threaded workers rather than gunicorn's sync ones: a sync worker closes the connection
     after every answer, and on a 2-core host the new connection per request halved the
-    throughput (docs/benchmarks.md). The threads wait on the database or the network with
-    the GIL released, so a few of them per process keep a core busy.
+    throughput (docs/benchmarks.md). A request is mostly Python (the GIL held), so threads
+    add little beyond covering the database's waits; two processes per core with 4 threads
+    each spread the client's kept-alive connections over more GILs than one process per
+    core with 8, which measured as steady as it was fast: repeats within about 10% where
+    2 x 8 swung by up to 36% (docs/benchmarks.md, "Traffic no cache helps").
     """
-    return max(2, os.cpu_count() or 1)
+    return max(2, 2 * (os.cpu_count() or 1))
 
 
 class _JsonLogger(glogging.Logger):  # type: ignore[misc]  # gunicorn ships no type hints

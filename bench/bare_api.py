@@ -118,7 +118,7 @@ def offset(q: dict[str, str]) -> list[dict[str, Any]]:
 def stats(q: dict[str, str]) -> list[dict[str, Any]]:
     """One station's yearly statistics from a year."""
     sql = (
-        "SELECT station_id, year, avg_max_temp_c, avg_min_temp_c, total_precipitation_cm, "  # noqa: S608  (PAGE is a constant)
+        "SELECT station_id, year, avg_max_temp_c, avg_min_temp_c, total_precipitation_cm, "  # noqa: S608  # nosec B608  (PAGE: a constant)
         "max_temp_days, min_temp_days, precipitation_days FROM weather_yearly_stats "
         f"WHERE station_id = ? AND year >= ? ORDER BY year LIMIT {PAGE}"
     )
@@ -147,7 +147,7 @@ def stations(q: dict[str, str]) -> list[dict[str, Any]]:
     size = int(q.get("page_size", PAGE))
     skip = (int(q.get("page", "1")) - 1) * size
     sql = (
-        "SELECT s.station_id, s.first_obs_date, s.last_obs_date, s.observation_days, m.name, "  # noqa: S608  (ints)
+        "SELECT s.station_id, s.first_obs_date, s.last_obs_date, s.observation_days, m.name, "  # noqa: S608  # nosec B608  (ints)
         "m.latitude, m.longitude, m.elevation_m, m.state FROM station_summary s "
         "LEFT JOIN stations m ON m.station_id = s.station_id "
         f"ORDER BY s.station_id LIMIT {size} OFFSET {skip}"

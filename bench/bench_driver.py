@@ -44,7 +44,7 @@ ROWS = (
     "WHERE station_id = %s AND obs_date >= %s ORDER BY obs_date LIMIT 100"
 )
 AS_JSON = (
-    "SELECT JSON_ARRAYAGG(JSON_OBJECT('station_id', station_id, 'date', obs_date, "  # noqa: S608
+    "SELECT JSON_ARRAYAGG(JSON_OBJECT('station_id', station_id, 'date', obs_date, "  # noqa: S608  # nosec B608
     "'max_temp_c', max_temp_tenths_c / 10, 'min_temp_c', min_temp_tenths_c / 10, "
     "'precipitation_mm', precipitation_tenths_mm / 10) ORDER BY obs_date) FROM ("
     f"{ROWS}) AS page"

@@ -37,6 +37,12 @@ RDS_SECRET = {
 }
 
 
+# The secret's host is an RDS endpoint, which makes TLS with verification the default
+# (wxhub.db.tls), and the RDS CA bundle is only in the image: these tests are about where the
+# settings come from, so they ask for TLS without the CA check (tests/db/test_tls.py covers it).
+NO_CA_CHECK = {"WXHUB_DB_TLS": "require"}
+
+
 def create_secret(value: str | dict[str, Any] | bytes, name: str = "wxhub/db") -> str:
     """A secret in moto's Secrets Manager; returns its ARN."""
     sm = boto3.client("secretsmanager", region_name=AWS_REGION)
@@ -70,7 +76,7 @@ def failing_client(
 def test_db_secret_arn_makes_a_mysql_url_from_the_rds_secret_fields() -> None:
     arn = create_secret(RDS_SECRET)
 
-    settings = load_settings({"DB_SECRET_ARN": arn})
+    settings = load_settings({"DB_SECRET_ARN": arn, **NO_CA_CHECK})
 
     url = settings.database_url
     assert url.drivername == "mysql+pymysql"
@@ -99,7 +105,7 @@ def test_db_variables_set_in_the_environment_win_over_the_secret_fields() -> Non
 def test_a_password_set_in_the_environment_wins_and_the_secret_one_is_still_masked() -> None:
     arn = create_secret(RDS_SECRET)
 
-    settings = load_settings({"DB_SECRET_ARN": arn, "DB_PASSWORD": "from-env"})
+    settings = load_settings({"DB_SECRET_ARN": arn, "DB_PASSWORD": "from-env", **NO_CA_CHECK})
 
     assert settings.database_url.password == "from-env"
     assert set(settings.secrets_to_redact()) == {"from-env", PASSWORD}
@@ -126,7 +132,7 @@ def test_the_secret_is_read_in_the_region_its_arn_names() -> None:
     arn = create_secret(RDS_SECRET)
 
     # The environment names another region: the ARN's own region is the one asked.
-    settings = load_settings({"DB_SECRET_ARN": arn, "AWS_REGION": "us-east-1"})
+    settings = load_settings({"DB_SECRET_ARN": arn, "AWS_REGION": "us-east-1", **NO_CA_CHECK})
 
     assert settings.database_url.host == RDS_SECRET["host"]
 
@@ -265,7 +271,7 @@ def test_an_ssm_parameter_can_name_the_database_secret() -> None:
     arn = create_secret(RDS_SECRET)
     put_parameters({"/wxhub/prod/DB_SECRET_ARN": arn})
 
-    settings = load_settings({"WXHUB_SSM_PREFIX": "/wxhub/prod/"})
+    settings = load_settings({"WXHUB_SSM_PREFIX": "/wxhub/prod/", **NO_CA_CHECK})
 
     assert settings.database_url.host == RDS_SECRET["host"]
 
@@ -300,7 +306,7 @@ def test_the_password_from_the_secret_is_masked_in_every_json_log_line(
     monkeypatch.setattr(sys, "stdout", stream)
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    settings = load_settings({"DB_SECRET_ARN": arn, "WXHUB_LOG_FORMAT": "json"})
+    settings = load_settings({"DB_SECRET_ARN": arn, "WXHUB_LOG_FORMAT": "json", **NO_CA_CHECK})
     try:
         configure_logging(settings)
         logging.getLogger("wxhub.test").error(
@@ -322,7 +328,9 @@ def test_a_job_on_the_secret_s_unreachable_database_never_shows_its_password(
     write_station(tmp_path / "in", "USC00000001", "20000101\t10\t-20\t0\n")
     arn = create_secret({**RDS_SECRET, "host": "127.0.0.1", "port": 1})
 
-    result = wxhub_in_process("run", str(tmp_path / "in"), env={"DB_SECRET_ARN": arn})
+    result = wxhub_in_process(
+        "run", str(tmp_path / "in"), env={"DB_SECRET_ARN": arn, **NO_CA_CHECK}
+    )
 
     assert result.exit_code == 1
     assert PASSWORD not in result.output

@@ -40,8 +40,8 @@ bench: $(STAMP)  ## full-data benchmarks on SQLite and MariaDB; see docs/benchma
 	$(BIN)/python bench/bench_run.py
 	$(BIN)/python bench/bench_api.py
 
-bench-scale: $(STAMP)  ## 1x and 10x (real + synthetic) on SQLite and MariaDB; see docs/benchmarks.md
-	$(BIN)/python bench/bench_scale.py --factors 1,10
+bench-scale: $(STAMP)  ## GHCN csv.gz 1x, 10x, 100x and 1/2/4 shards into MariaDB (hours; ~10 GB); see docs/benchmarks.md
+	$(BIN)/python bench/bench_scale.py --factors 1,10,100 --shards 1,2,4 --buffer-pool-mb 12288
 
 bench-soak: $(STAMP)  ## 60 s at 64 connections on MariaDB; fails on any error or worker memory growth
 	$(BIN)/python bench/bench_soak.py

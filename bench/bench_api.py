@@ -89,44 +89,72 @@ class RequestType:
     distinct: Callable[[random.Random], tuple[str, str]]
 
 
-def _day(rng: random.Random) -> dt.date:
-    return dt.date(1985, 1, 1) + dt.timedelta(days=rng.randrange(10_957))
+@dataclass(frozen=True)
+class Universe:
+    """What distinct requests are drawn from: the stations, the days, the pages of a data set."""
+
+    stations: tuple[str, ...]
+    first_day: dt.date
+    days: int
+    last_page: int
+
+    @property
+    def years(self) -> tuple[int, int]:
+        return self.first_day.year, (self.first_day + dt.timedelta(days=self.days - 1)).year
 
 
-def _first(rng: random.Random) -> tuple[str, str]:
-    station, day = rng.choice(STATIONS), _day(rng)
-    query = f"station_id={station}&start_date={day}"
-    return f"/api/weather?{query}", f"/bare/first?{query}"
+WX_DATA = Universe(tuple(STATIONS), dt.date(1985, 1, 1), 10_957, LAST_PAGE)
 
 
-def _year(rng: random.Random) -> tuple[str, str]:
-    station, day = rng.choice(STATIONS), _day(rng)
-    query = f"station_id={station}&start_date={day}&end_date={day.year}-12-31"
-    return f"/api/weather?{query}", f"/bare/year?{query}"
+def distinct_makers(
+    universe: Universe,
+) -> dict[str, Callable[[random.Random], tuple[str, str]]]:
+    """For each request type, a maker of distinct (wxhub path, bare path) pairs."""
+    stations, last_page = universe.stations, universe.last_page
+    first_year, last_year = universe.years
+
+    def day(rng: random.Random) -> dt.date:
+        return universe.first_day + dt.timedelta(days=rng.randrange(universe.days))
+
+    def first(rng: random.Random) -> tuple[str, str]:
+        query = f"station_id={rng.choice(stations)}&start_date={day(rng)}"
+        return f"/api/weather?{query}", f"/bare/first?{query}"
+
+    def year(rng: random.Random) -> tuple[str, str]:
+        station, start = rng.choice(stations), day(rng)
+        query = f"station_id={station}&start_date={start}&end_date={start.year}-12-31"
+        return f"/api/weather?{query}", f"/bare/year?{query}"
+
+    def after(rng: random.Random) -> tuple[str, str]:
+        station, start = rng.choice(stations), day(rng)
+        cursor = encode_cursor(Cursor((station, start), True, rng.randint(2, last_page)), {})
+        return f"/api/weather?cursor={cursor}", f"/bare/after?station_id={station}&date={start}"
+
+    def jump(rng: random.Random) -> tuple[str, str]:
+        page = rng.randint(1, last_page)
+        return f"/api/weather?page={page}", f"/bare/offset?page={page}"
+
+    def stats(rng: random.Random) -> tuple[str, str]:
+        start_year = rng.randint(first_year, last_year)
+        query = f"station_id={rng.choice(stations)}&start_year={start_year}"
+        return f"/api/weather/stats?{query}", f"/bare/stats?{query}"
+
+    def station_list(rng: random.Random) -> tuple[str, str]:
+        size = rng.randint(1, 100)
+        query = f"page_size={size}&page={rng.randint(1, -(-len(stations) // size))}"
+        return f"/api/stations?{query}", f"/bare/stations?{query}"
+
+    return {
+        "first": first,
+        "year": year,
+        "after": after,
+        "jump": jump,
+        "stats": stats,
+        "stations": station_list,
+    }
 
 
-def _after(rng: random.Random) -> tuple[str, str]:
-    station, day = rng.choice(STATIONS), _day(rng)
-    cursor = encode_cursor(Cursor((station, day), True, rng.randint(2, LAST_PAGE)), {})
-    return f"/api/weather?cursor={cursor}", f"/bare/after?station_id={station}&date={day}"
-
-
-def _jump(rng: random.Random) -> tuple[str, str]:
-    page = rng.randint(1, LAST_PAGE)
-    return f"/api/weather?page={page}", f"/bare/offset?page={page}"
-
-
-def _stats(rng: random.Random) -> tuple[str, str]:
-    query = f"station_id={rng.choice(STATIONS)}&start_year={rng.randint(1985, 2014)}"
-    return f"/api/weather/stats?{query}", f"/bare/stats?{query}"
-
-
-def _stations(rng: random.Random) -> tuple[str, str]:
-    size = rng.randint(1, 100)
-    query = f"page_size={size}&page={rng.randint(1, -(-len(STATIONS) // size))}"
-    return f"/api/stations?{query}", f"/bare/stations?{query}"
-
-
+_WX = distinct_makers(WX_DATA)
 REQUEST_TYPES = (
     RequestType(
         "first",
@@ -135,7 +163,7 @@ REQUEST_TYPES = (
             f"/api/weather?station_id={STATION}",
             f"/bare/first?station_id={STATION}&start_date=1900-01-01",
         ),
-        _first,
+        _WX["first"],
     ),
     RequestType(
         "year",
@@ -144,7 +172,7 @@ REQUEST_TYPES = (
             f"/api/weather?station_id={STATION}&start_date=1985-01-01&end_date=1985-12-31",
             f"/bare/year?station_id={STATION}&start_date=1985-01-01&end_date=1985-12-31",
         ),
-        _year,
+        _WX["year"],
     ),
     RequestType(
         "after",
@@ -154,25 +182,25 @@ REQUEST_TYPES = (
             + encode_cursor(Cursor(("USW00094846", dt.date(2014, 9, 1)), True, 17290), {}),
             "/bare/after?station_id=USW00094846&date=2014-09-01",
         ),
-        _after,
+        _WX["after"],
     ),
     RequestType(
         "jump",
         "page=N (a jump; bare: OFFSET)",
         ("/api/weather?page=17000", "/bare/offset?page=17000"),
-        _jump,
+        _WX["jump"],
     ),
     RequestType(
         "stats",
         "stats of one station",
         (f"/api/weather/stats?station_id={STATION}", f"/bare/stats?station_id={STATION}"),
-        _stats,
+        _WX["stats"],
     ),
     RequestType(
         "stations",
         "station list",
         ("/api/stations", "/bare/stations"),
-        _stations,
+        _WX["stations"],
     ),
 )
 

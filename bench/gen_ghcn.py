@@ -568,6 +568,20 @@ def _write_dly(path: Path, station: _Station, days: Sequence[Day]) -> int:
     return lines
 
 
+def write_station(
+    path: Path, station_id: str, days: Sequence[Day], *, seed: int, qc_rate: float, tally: Tally
+) -> tuple[int, bool]:
+    """Write ``days`` of ``station_id`` as its by-station file ``path`` (``.csv``, ``.csv.gz``
+    or ``.dly``) with the noise of the module docstring; returns (lines, header line written).
+    The values are a function of (seed, station id, days): any caller gets the same file."""
+    habits = draw_habits(station_id, seed, days[0][0], days[-1][0])
+    rng = random.Random(f"{seed}:{station_id}")  # noqa: S311  (test data, not secrets)
+    station = _Station(station_id, habits, rng, qc_rate, tally)
+    if path.name.endswith(".dly"):
+        return _write_dly(path, station, days), False
+    return _write_csv(path, station, days, habits.header), habits.header
+
+
 def wx_to_ghcn(
     src_folder: Path, dest_folder: Path, *, layout: str, seed: int, qc_rate: float = 0.001
 ) -> Manifest:
@@ -592,16 +606,12 @@ def wx_to_ghcn(
         days = read_wx(source)
         if not days:
             continue
-        station_id = source.stem
-        habits = draw_habits(station_id, seed, days[0][0], days[-1][0])
-        rng = random.Random(f"{seed}:{station_id}")  # noqa: S311  (test data, not secrets)
-        station = _Station(station_id, habits, rng, qc_rate, tally)
-        path = dest_folder / f"{station_id}.{layout}"
-        if layout == "dly":
-            lines += _write_dly(path, station, days)
-        else:
-            lines += _write_csv(path, station, days, habits.header)
-            header_files += habits.header
+        path = dest_folder / f"{source.stem}.{layout}"
+        written, header = write_station(
+            path, source.stem, days, seed=seed, qc_rate=qc_rate, tally=tally
+        )
+        lines += written
+        header_files += header
         files += 1
         size_bytes += path.stat().st_size
     manifest = Manifest.build(
@@ -713,11 +723,17 @@ def synthetic_by_year(
     order: str = "shuffled",
     qc_rate: float = 0.001,
     header: bool = False,
+    ids: Sequence[str] | None = None,
+    last_day: int | None = None,
 ) -> int:
     """Write one by-year CSV of ``stations`` synthetic stations (``YYYY.csv``, or
     ``.csv.gz`` with ``gz``), every station on every day of ``year``, with the noise of the
     module docstring; returns the number of lines in the file. Writes
     ``<name>.manifest.json`` beside it.
+
+    ``ids``: these stations instead of ``stations`` drawn ones (a benchmark's own stations);
+    ``last_day``: the year so far, days 1 to ``last_day`` only, as NOAA's file of the current
+    year is on that night (the file of day N + 1 repeats day N's file and adds one day).
 
     ``order``: ``shuffled`` (NOAA's by-year files promise no order), ``station`` (station
     by station, each by date) or ``date`` (day by day). Memory stays bounded whatever the
@@ -728,17 +744,21 @@ def synthetic_by_year(
     """
     if order not in ORDERS:
         raise ValueError(f"order {order!r}: expected one of {', '.join(ORDERS)}")
-    if stations < 1:
+    if (len(ids) if ids is not None else stations) < 1:
         raise ValueError(f"stations {stations}: expected at least 1")
     _check_csv_path(path, gz)
     path.parent.mkdir(parents=True, exist_ok=True)
     days_in_year = 366 if calendar.isleap(year) else 365
-    expected_lines = stations * days_in_year * 5  # about 2.4 core and 2.4 other values a day
+    if last_day is not None and not 1 <= last_day <= days_in_year:
+        raise ValueError(f"last_day {last_day}: expected 1 to {days_in_year} for {year}")
+    chosen = sorted(ids) if ids is not None else sorted(station_ids(stations, seed))
+    stations = len(chosen)
+    expected_lines = stations * (last_day or days_in_year) * 5  # ~2.4 core, ~2.4 other a day
     tally = Tally()
     with _output(path) as out:
         if header:
             out.write(CSV_HEADER + "\n")
-        stream = _by_year_lines(year, stations, seed, qc_rate, tally)
+        stream = _by_year_lines(year, chosen, seed, qc_rate, tally, last_day=last_day)
         if order == "station":
             for _, lines in stream:
                 out.write(lines)
@@ -769,11 +789,17 @@ def synthetic_by_year(
 
 
 def _by_year_lines(
-    year: int, stations: int, seed: int, qc_rate: float, tally: Tally
+    year: int,
+    ids: Sequence[str],
+    seed: int,
+    qc_rate: float,
+    tally: Tally,
+    *,
+    last_day: int | None = None,
 ) -> Iterator[tuple[int, str]]:
-    """``(day of the year, that day's CSV lines)`` for each station in turn, by id."""
-    for station_id in sorted(station_ids(stations, seed)):
-        days = synthetic_days(station_id, seed, year)
+    """``(day of the year, that day's CSV lines)`` for each station of ``ids`` in turn."""
+    for station_id in ids:
+        days = synthetic_days(station_id, seed, year)[:last_day]
         habits = draw_habits(station_id, seed, days[0][0], days[-1][0])
         rng = random.Random(f"{seed}:{year}:{station_id}")  # noqa: S311  (test data)
         station = _Station(station_id, habits, rng, qc_rate, tally)

@@ -413,6 +413,35 @@ def test_by_year_orders_hold_the_same_lines(
     assert keys == sorted(keys)
 
 
+def test_the_year_so_far_file_of_the_next_night_adds_one_day_for_every_station(
+    gen: ModuleType, tmp_path: Path
+) -> None:
+    """The nightly increment of bench/bench_scale.py: given stations, days 1 to N, then
+    1 to N + 1; the core values of the first N days are the same in both files."""
+    ids = ["SYN00000001", "SYN00000002", "US1ILCK0001"]
+    nights = {}
+    for last_day in (40, 41):
+        path = tmp_path / f"day{last_day}" / f"{BY_YEAR}.csv.gz"
+        gen.synthetic_by_year(
+            path, year=BY_YEAR, stations=0, seed=SEED, gz=True, ids=ids, last_day=last_day
+        )
+        nights[last_day] = {
+            (r["id"], r["date"], r["element"]): (r["value"], r["q"])
+            for r in csv_rows(path)
+            if r["element"] in CORE
+        }
+    dates = year_dates(BY_YEAR)
+    assert {d for _, d, _ in nights[40]} == set(dates[:40])
+    assert {s for s, _, _ in nights[41]} == set(ids)
+    new = {k: v for k, v in nights[41].items() if k not in nights[40]}
+    assert {(s, d) for s, d, _ in new} == {(s, dates[40]) for s in ids}
+    assert {k: nights[41][k] for k in nights[40]} == nights[40]
+    with pytest.raises(ValueError, match="last_day 367"):
+        gen.synthetic_by_year(
+            tmp_path / "x.csv", year=BY_YEAR, stations=0, seed=SEED, ids=ids, last_day=367
+        )
+
+
 def test_by_year_is_the_same_for_a_seed_and_gzips_the_same_lines(
     gen: ModuleType, by_year: tuple[Path, int], tmp_path: Path
 ) -> None:

@@ -69,30 +69,60 @@ class Monitoring(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
 
-    def _notify(self, alarm: cloudwatch.Alarm) -> cloudwatch.Alarm:
-        """Send both the alarm and its recovery to the topic."""
+    def _alarm(
+        self,
+        construct_id: str,
+        metric: cloudwatch.IMetric,
+        *,
+        description: str,
+        threshold: float,
+        comparison: cloudwatch.ComparisonOperator,
+        evaluation_periods: int,
+        missing_data: cloudwatch.TreatMissingData,
+        datapoints_to_alarm: int | None = None,
+    ) -> cloudwatch.Alarm:
+        """An alarm on ``metric`` that sends both its alarm and its recovery to the topic.
+
+        Every alarm is declared through here, so each says only what differs: what it
+        watches, when it fires, and whether silence counts as breaching (a metric that is only
+        written when something happens: not breaching; one that must keep coming: breaching).
+        """
+        alarm = cloudwatch.Alarm(
+            self,
+            construct_id,
+            metric=metric,
+            alarm_description=description,
+            threshold=threshold,
+            comparison_operator=comparison,
+            evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=datapoints_to_alarm,
+            treat_missing_data=missing_data,
+        )
         alarm.add_alarm_action(self._alarm_action)
         alarm.add_ok_action(self._alarm_action)
         return alarm
 
-    def _db_connection_failures_alarm(self, service: str) -> cloudwatch.Alarm:
-        metric = cloudwatch.Metric(
+    def _app_metric(self, name: str, service: str, period: Duration) -> cloudwatch.Metric:
+        """The sum of one of wxhub's own metrics (Embedded Metric Format) for ``service``."""
+        return cloudwatch.Metric(
             namespace=self._settings.metrics_namespace,
-            metric_name=DB_CONNECTION_FAILURES,
+            metric_name=name,
             dimensions_map={"Service": service},
             statistic="Sum",
-            period=Duration.minutes(5),
+            period=period,
         )
-        return self._notify(
-            metric.create_alarm(
-                self,
-                f"{service.capitalize()}DatabaseConnectionFailures",
-                alarm_description=f"wxhub {service} could not connect to the database",
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
+
+    def _db_connection_failures_alarm(self, service: str) -> cloudwatch.Alarm:
+        """The API and the job write the same metric, each under its own ``Service``: one
+        alarm each, so the message says which lost the database."""
+        return self._alarm(
+            f"{service.capitalize()}DatabaseConnectionFailures",
+            self._app_metric(DB_CONNECTION_FAILURES, service, Duration.minutes(5)),
+            description=f"wxhub {service} could not connect to the database",
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
 
     def watch_api(
@@ -122,63 +152,53 @@ class Monitoring(Construct):
             label="5xx responses (%)",
             period=period,
         )
-        self.api_5xx_rate = self._notify(
-            errors_percent.create_alarm(
-                self,
-                "Api5xxRate",
-                alarm_description=(
-                    f"more than {ALB_5XX_PERCENT_THRESHOLD}% of API requests answered 5xx"
-                ),
-                threshold=ALB_5XX_PERCENT_THRESHOLD,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
+        self.api_5xx_rate = self._alarm(
+            "Api5xxRate",
+            errors_percent,
+            description=f"more than {ALB_5XX_PERCENT_THRESHOLD}% of API requests answered 5xx",
+            threshold=ALB_5XX_PERCENT_THRESHOLD,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        self.api_unhealthy_hosts = self._notify(
+        self.api_unhealthy_hosts = self._alarm(
+            "ApiUnhealthyHosts",
             target_group.metrics.unhealthy_host_count(
                 period=Duration.minutes(1), statistic="Maximum"
-            ).create_alarm(
-                self,
-                "ApiUnhealthyHosts",
-                alarm_description="an API task fails the /healthz check of the load balancer",
-                threshold=1,
-                evaluation_periods=3,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
+            ),
+            description="an API task fails the /healthz check of the load balancer",
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=3,
+            missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        self.api_healthy_hosts = self._notify(
+        self.api_healthy_hosts = self._alarm(
+            "ApiHealthyHosts",
             target_group.metrics.healthy_host_count(
                 period=Duration.minutes(1), statistic="Minimum"
-            ).create_alarm(
-                self,
-                "ApiHealthyHosts",
-                alarm_description=(
-                    f"fewer than {min_healthy_hosts} healthy API task(s) behind the load "
-                    "balancer for 3 minutes"
-                ),
-                threshold=min_healthy_hosts,
-                evaluation_periods=3,
-                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-                # The load balancer reports the count every minute; none is as bad as zero.
-                treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
-            )
+            ),
+            description=(
+                f"fewer than {min_healthy_hosts} healthy API task(s) behind the load "
+                "balancer for 3 minutes"
+            ),
+            threshold=min_healthy_hosts,
+            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=3,
+            # The load balancer reports the count every minute; none is as bad as zero.
+            missing_data=cloudwatch.TreatMissingData.BREACHING,
         )
-        self.api_p99_latency = self._notify(
-            target_group.metrics.target_response_time(period=period, statistic="p99").create_alarm(
-                self,
-                "ApiP99Latency",
-                alarm_description=(
-                    f"99th percentile of API response times above "
-                    f"{API_P99_LATENCY_SECONDS_THRESHOLD} s for 15 minutes"
-                ),
-                threshold=API_P99_LATENCY_SECONDS_THRESHOLD,
-                evaluation_periods=3,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                # No requests, no response times: not an alarm.
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
+        self.api_p99_latency = self._alarm(
+            "ApiP99Latency",
+            target_group.metrics.target_response_time(period=period, statistic="p99"),
+            description=(
+                f"99th percentile of API response times above "
+                f"{API_P99_LATENCY_SECONDS_THRESHOLD} s for 15 minutes"
+            ),
+            threshold=API_P99_LATENCY_SECONDS_THRESHOLD,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=3,
+            # No requests, no response times: not an alarm.
+            missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
 
     def watch_job(self, *, cluster: ecs.ICluster) -> None:
@@ -236,28 +256,19 @@ class Monitoring(Construct):
         a run that does not happen writes nothing. A new environment therefore alarms 26 hours
         after its deploy unless a run has succeeded by then.
         """
-        succeeded = cloudwatch.Metric(
-            namespace=self._settings.metrics_namespace,
-            metric_name=RUNS_SUCCEEDED,
-            dimensions_map={"Service": "job"},
-            statistic="Sum",
-            period=Duration.hours(1),
-        )
         # 26 hourly periods, all without a success: CloudWatch evaluates at most one day of
         # periods shorter than an hour, and up to seven days of hourly ones.
-        self.no_successful_run = self._notify(
-            succeeded.create_alarm(
-                self,
-                "NoSuccessfulRun",
-                alarm_description=(
-                    f"no ingestion run succeeded in the last {HOURS_WITHOUT_SUCCESSFUL_RUN} hours"
-                ),
-                threshold=1,
-                evaluation_periods=HOURS_WITHOUT_SUCCESSFUL_RUN,
-                datapoints_to_alarm=HOURS_WITHOUT_SUCCESSFUL_RUN,
-                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
-            )
+        self.no_successful_run = self._alarm(
+            "NoSuccessfulRun",
+            self._app_metric(RUNS_SUCCEEDED, "job", Duration.hours(1)),
+            description=(
+                f"no ingestion run succeeded in the last {HOURS_WITHOUT_SUCCESSFUL_RUN} hours"
+            ),
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=HOURS_WITHOUT_SUCCESSFUL_RUN,
+            datapoints_to_alarm=HOURS_WITHOUT_SUCCESSFUL_RUN,
+            missing_data=cloudwatch.TreatMissingData.BREACHING,
         )
 
     def watch_schedule(self, *, rule: events.IRule) -> None:
@@ -270,69 +281,58 @@ class Monitoring(Construct):
             statistic="Sum",
             period=Duration.minutes(5),
         )
-        self.schedule_failed_invocations = self._notify(
-            failed.create_alarm(
-                self,
-                "ScheduleFailedInvocations",
-                alarm_description="the job's schedule fired but could not start the job",
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
+        self.schedule_failed_invocations = self._alarm(
+            "ScheduleFailedInvocations",
+            failed,
+            description="the job's schedule fired but could not start the job",
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
 
     def watch_database(self, *, instance: rds.IDatabaseInstance) -> None:
         """Alarms on RDS: sustained CPU, a disk about to fill, memory about to run out, and
         (on a burstable class) CPU credits about to run out."""
-        self.rds_cpu = self._notify(
-            instance.metric_cpu_utilization(period=Duration.minutes(5)).create_alarm(
-                self,
-                "DatabaseCpu",
-                alarm_description=f"database CPU above {RDS_CPU_PERCENT_THRESHOLD}% for 15 minutes",
-                threshold=RDS_CPU_PERCENT_THRESHOLD,
-                evaluation_periods=3,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
-            )
+        period = Duration.minutes(5)
+        self.rds_cpu = self._alarm(
+            "DatabaseCpu",
+            instance.metric_cpu_utilization(period=period),
+            description=f"database CPU above {RDS_CPU_PERCENT_THRESHOLD}% for 15 minutes",
+            threshold=RDS_CPU_PERCENT_THRESHOLD,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=3,
+            missing_data=cloudwatch.TreatMissingData.BREACHING,
         )
-        self.rds_free_storage = self._notify(
-            instance.metric_free_storage_space(period=Duration.minutes(5)).create_alarm(
-                self,
-                "DatabaseFreeStorage",
-                alarm_description="less than 2 GiB of database storage left",
-                threshold=RDS_FREE_STORAGE_BYTES_THRESHOLD,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
-            )
+        self.rds_free_storage = self._alarm(
+            "DatabaseFreeStorage",
+            instance.metric_free_storage_space(period=period),
+            description="less than 2 GiB of database storage left",
+            threshold=RDS_FREE_STORAGE_BYTES_THRESHOLD,
+            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=1,
+            missing_data=cloudwatch.TreatMissingData.BREACHING,
         )
-        self.rds_freeable_memory = self._notify(
-            instance.metric_freeable_memory(period=Duration.minutes(5)).create_alarm(
-                self,
-                "DatabaseFreeableMemory",
-                alarm_description="less than 64 MiB of database memory free for 15 minutes",
-                threshold=RDS_FREEABLE_MEMORY_BYTES_THRESHOLD,
-                evaluation_periods=3,
-                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
-            )
+        self.rds_freeable_memory = self._alarm(
+            "DatabaseFreeableMemory",
+            instance.metric_freeable_memory(period=period),
+            description="less than 64 MiB of database memory free for 15 minutes",
+            threshold=RDS_FREEABLE_MEMORY_BYTES_THRESHOLD,
+            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=3,
+            missing_data=cloudwatch.TreatMissingData.BREACHING,
         )
         self.rds_cpu_credits: cloudwatch.Alarm | None = None
         if is_burstable(self._settings.db_instance_class):
-            self.rds_cpu_credits = self._notify(
-                instance.metric(
-                    "CPUCreditBalance", period=Duration.minutes(5), statistic="Minimum"
-                ).create_alarm(
-                    self,
-                    "DatabaseCreditBalance",
-                    alarm_description=(
-                        f"fewer than {RDS_CPU_CREDIT_BALANCE_THRESHOLD} CPU credits left on the "
-                        "burstable database instance for 15 minutes"
-                    ),
-                    threshold=RDS_CPU_CREDIT_BALANCE_THRESHOLD,
-                    evaluation_periods=3,
-                    comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-                    treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
-                )
+            self.rds_cpu_credits = self._alarm(
+                "DatabaseCreditBalance",
+                instance.metric("CPUCreditBalance", period=period, statistic="Minimum"),
+                description=(
+                    f"fewer than {RDS_CPU_CREDIT_BALANCE_THRESHOLD} CPU credits left on the "
+                    "burstable database instance for 15 minutes"
+                ),
+                threshold=RDS_CPU_CREDIT_BALANCE_THRESHOLD,
+                comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                evaluation_periods=3,
+                missing_data=cloudwatch.TreatMissingData.BREACHING,
             )

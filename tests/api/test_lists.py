@@ -349,6 +349,84 @@ def test_statistics_export_as_csv(client):
     assert rows[1][:2] == [STATIONS[0], "2000"]
 
 
+# Every shape of filter each list's CSV can be asked with: none, one and two station ids
+# (and one with no data), each bound alone and with the others.
+_WEATHER_FILTERS = [
+    {},
+    {"station_id": STATIONS[0]},
+    {"station_id": f"{STATIONS[2]},{STATIONS[0]}"},
+    {"station_id": "USC00999999"},
+    {"start_date": "2001-01-01"},
+    {"end_date": "2001-01-02"},
+    {"start_date": "2000-12-31", "end_date": "2001-01-02"},
+    {"date": "2001-01-02"},
+    {"station_id": STATIONS[1], "start_date": "2001-01-02"},
+    {"station_id": f"{STATIONS[0]},{STATIONS[1]}", "end_date": "2001-01-01"},
+    {"station_id": f"{STATIONS[0]},{STATIONS[1]}", "date": "2001-01-03"},
+    {"station_id": STATIONS[2], "start_date": "1999-01-01", "end_date": "1999-12-31"},
+]
+_STATS_FILTERS = [
+    {},
+    {"station_id": STATIONS[0]},
+    {"station_id": f"{STATIONS[2]},{STATIONS[0]}"},
+    {"station_id": "USC00999999"},
+    {"start_year": "2000"},
+    {"end_year": "2000"},
+    {"start_year": "2000", "end_year": "2001"},
+    {"year": "2001"},
+    {"station_id": f"{STATIONS[0]},{STATIONS[1]}", "start_year": "2001"},
+    {"station_id": STATIONS[0], "end_year": "2000"},
+    {"station_id": f"{STATIONS[1]},{STATIONS[2]}", "year": "1999"},
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "filters"),
+    [("/api/weather", filters) for filters in _WEATHER_FILTERS]
+    + [("/api/weather/stats", filters) for filters in _STATS_FILTERS],
+    ids=lambda value: (
+        ("&".join(f"{k}={v}" for k, v in value.items()) or "none")
+        if isinstance(value, dict)
+        else value
+    ),
+)
+def test_csv_has_the_rows_of_every_json_page_for_every_filter(
+    client, path: str, filters: dict[str, str]
+):
+    """The CSV export and the JSON pages are two views of one filtered query: the same rows
+    in the same order, the CSV's cells the items' values (empty for null)."""
+    query = "&".join(f"{k}={v}" for k, v in filters.items())
+    pages = follow(client, f"{path}?{query}&page_size=2")
+    items = [item for page in pages for item in page["data"]]
+    rows = _csv_rows(client.get(f"{path}?{query}&format=csv"))
+
+    header, *cells = rows
+    assert cells == [["" if v is None else str(v) for v in item.values()] for item in items]
+    assert all(list(item) == header for item in items)
+    assert len(cells) == pages[0]["pagination"]["total"]
+
+
+@pytest.mark.parametrize("path", ["/api/weather", "/api/weather/stats"])
+def test_a_csv_export_reads_from_a_server_side_cursor_on_mysql(client, engine: Engine, path):
+    """An export of the whole table must not be fetched into memory before its first line."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite's cursor is lazy: it has no server-side cursor to ask for")
+    cursors: list[type] = []
+
+    def record(_conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        if "data_version" not in statement:
+            cursors.append(type(cursor))
+
+    app_engine = client.application.extensions["wxhub.engine"]
+    event.listen(app_engine, "before_cursor_execute", record)
+    try:
+        client.get(f"{path}?format=csv&station_id={STATIONS[0]}").get_data()
+    finally:
+        event.remove(app_engine, "before_cursor_execute", record)
+
+    assert cursors == [engine.dialect.loaded_dbapi.cursors.SSCursor]
+
+
 def test_an_unknown_format_is_a_400(client):
     assert get(client, "/api/weather?format=xml", 400)["parameter"] == "format"
 

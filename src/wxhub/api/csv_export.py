@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from flask import Response, request, stream_with_context
-from sqlalchemy import Row, Select
 
 from wxhub.api.caching import with_cache_headers
 from wxhub.api.db import engine
+from wxhub.api.reads import Compiled, stream
 
 CSV_MIMETYPE = "text/csv"
 BATCH_ROWS = 2000
@@ -32,12 +32,17 @@ def wants_csv(format_parameter: str | None) -> bool:
 
 
 def stream_csv(
-    query: Select[Any],
+    query: Compiled,
+    params: Mapping[str, Any],
     header: Sequence[str],
-    to_cells: Callable[[Row[Any]], Sequence[Any]],
+    to_cells: Callable[[Sequence[Any]], Sequence[Any]],
     filename: str,
 ) -> Response:
-    """A streamed CSV response of every row of ``query``."""
+    """A streamed CSV response of every row of ``query`` with ``params``.
+
+    ``query`` is compiled by the route from the same filter conditions as its JSON pages
+    (see :mod:`wxhub.api.reads`), so one place turns a request's filters into SQL.
+    """
 
     def generate() -> Iterator[str]:
         buffer = io.StringIO()
@@ -46,10 +51,7 @@ def stream_csv(
         # Its own connection: the request's one is returned to the pool when the view ends,
         # while this generator is still being read by the client.
         with engine().connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(
-                query
-            )
-            for batch in result.partitions():
+            for batch in stream(conn, query, params, BATCH_ROWS):
                 writer.writerows(to_cells(row) for row in batch)
                 yield buffer.getvalue()
                 buffer.seek(0)

@@ -5,7 +5,9 @@ computing its cache key and setting up a result object for each of them cost mor
 reads themselves (a profile of a distinct station page: about half of the request). So each
 shape of query (one per endpoint, filter combination and count of station ids) is written
 once with SQLAlchemy Core, compiled once per dialect, and from then on executed as its SQL
-text on the request's pooled DBAPI connection, rows returned as the driver's tuples.
+text on the request's pooled DBAPI connection, rows returned as the driver's tuples. The CSV
+exports run the same statements' text too (``stream``), so a request's filters become SQL in
+one place whatever the answer's format.
 
 Nothing else changes: the connection still comes from the request's SQLAlchemy connection
 (pool, pre-ping, timeouts, the transaction that keeps a request's reads on one snapshot),
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +93,21 @@ def run(conn: Connection, compiled: Compiled, params: Mapping[str, Any]) -> list
             connection_invalidated=disconnect,
             dialect=conn.dialect,
         ) from exc
+
+
+def stream(
+    conn: Connection, compiled: Compiled, params: Mapping[str, Any], batch_rows: int
+) -> Iterator[Sequence[Row]]:
+    """Every row of ``compiled`` with ``params``, ``batch_rows`` at a time.
+
+    For the CSV exports, which may read the whole table: unlike :func:`run`, the rows are
+    never all in memory. The SQL text is the same compiled one, but it goes through
+    SQLAlchemy's streaming, which knows each driver's server-side cursor (MySQL's unbuffered
+    cursor class; SQLite's cursor is lazy already) and closes it with the result.
+    """
+    streaming = conn.execution_options(stream_results=True, yield_per=batch_rows)
+    result = streaming.exec_driver_sql(compiled.sql, compiled.arguments(params))
+    yield from result.partitions()
 
 
 def date_param(conn: Connection, value: dt.date | str) -> dt.date | str:

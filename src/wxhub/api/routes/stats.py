@@ -15,7 +15,7 @@ from wxhub.api.csv_export import stream_csv, wants_csv
 from wxhub.api.db import connection
 from wxhub.api.listing import Listing, PageRequest
 from wxhub.api.pagination import Key, beyond
-from wxhub.api.reads import Statements, run
+from wxhub.api.reads import Compiled, Statements, run
 from wxhub.api.schemas import Problem, StatsQuery, YearlyStatsPage
 from wxhub.db.schema import weather_yearly_stats as stats
 
@@ -64,7 +64,8 @@ _TOTALS = VersionedCache(max_entries=4096)
 
 
 class _Filter:
-    """The request's filters, as the parameters of the compiled statements."""
+    """The request's filters, as the parameters of the compiled statements: the one place
+    that turns them into SQL, for the JSON pages and the CSV export alike."""
 
     def __init__(self, conn: Connection, query: StatsQuery) -> None:
         self.conn = conn
@@ -131,18 +132,20 @@ class _Filter:
         rows = run(self.conn, compiled, {**self.params, "offset": offset})
         return (rows[0][0], rows[0][1]) if rows else None
 
+    def every_row(self) -> Compiled:
+        """All matching rows in key order, for the CSV export (run with ``self.params``):
+        the pages' conditions without a seek or a limit."""
 
-def _filtered(query: StatsQuery) -> list[Any]:
-    conditions: list[Any] = []
-    station_ids = query.station_ids()
-    if station_ids is not None:
-        conditions.append(stats.c.station_id.in_(station_ids))
-    first_year, last_year = query.year_range()
-    if first_year is not None:
-        conditions.append(stats.c.year >= first_year)
-    if last_year is not None:
-        conditions.append(stats.c.year <= last_year)
-    return conditions
+        def build() -> Select[Any]:
+            columns = (stats.c[name] for name in _COLUMNS)
+            return select(*columns).where(*self.conditions()).order_by(*_KEY)
+
+        return _STATEMENTS.get(self.conn, ("every row", *self.shape), build)
+
+
+def _cells(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A row as CSV cells: the item's values, converted as for JSON."""
+    return tuple(_item(row).values())
 
 
 @bp.get(
@@ -158,11 +161,9 @@ def list_stats(query: StatsQuery) -> Response:
     cached = cached_answer("csv" if as_csv else "json")
     if cached is not None:
         return cached
-    if as_csv:
-        base = select(*(stats.c[name] for name in _COLUMNS)).where(*_filtered(query))
-        ordered = base.order_by(stats.c.station_id, stats.c.year)
-        return stream_csv(ordered, _COLUMNS, lambda row: tuple(_item(row).values()), "stats.csv")
     where = _Filter(connection(), query)
+    if as_csv:
+        return stream_csv(where.every_row(), where.params, _COLUMNS, _cells, "stats.csv")
     total = _TOTALS.get(tuple(sorted(query.filters().items())), where.total)
     return LISTING.respond(
         where.seek,

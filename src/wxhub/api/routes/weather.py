@@ -18,23 +18,19 @@ from typing import Any
 from flask import Response
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
-from sqlalchemy import Connection, Integer, Row, Select, bindparam, func, select
+from sqlalchemy import Connection, Integer, Select, bindparam, func, select
 
 from wxhub.api.caching import VersionedCache, cached_answer
 from wxhub.api.csv_export import stream_csv, wants_csv
 from wxhub.api.db import connection
 from wxhub.api.listing import Listing, PageRequest
 from wxhub.api.pagination import Key, beyond
-from wxhub.api.reads import Statements, date_param, iso, run
+from wxhub.api.reads import Compiled, Statements, date_param, iso, run, tenths
 from wxhub.api.schemas import ObservationPage, Problem, WeatherQuery
 from wxhub.db.schema import weather_observations as obs
 from wxhub.db.schema import weather_yearly_stats as stats
 
 bp = APIBlueprint("weather", __name__, url_prefix="/api", abp_tags=[Tag(name="observations")])
-
-
-def _tenths(value: int | None) -> float | None:
-    return None if value is None else value / 10
 
 
 def _item(row: Sequence[Any]) -> dict[str, Any]:
@@ -51,14 +47,11 @@ def _item(row: Sequence[Any]) -> dict[str, Any]:
 CSV_HEADER = ("station_id", "date", "max_temp_c", "min_temp_c", "precipitation_mm")
 
 
-def _cells(row: Row[Any]) -> tuple[Any, ...]:
-    return (
-        row.station_id,
-        row.obs_date.isoformat(),
-        _tenths(row.max_temp_tenths_c),
-        _tenths(row.min_temp_tenths_c),
-        _tenths(row.precipitation_tenths_mm),
-    )
+def _cells(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A row as CSV cells: the item's values, without building the item (an export writes
+    every row of the table)."""
+    station_id, day, tmax, tmin, prcp = row
+    return (station_id, iso(day), tenths(tmax), tenths(tmin), tenths(prcp))
 
 
 LISTING = Listing(
@@ -68,6 +61,14 @@ LISTING = Listing(
     to_item=_item,
 )
 _KEY = (obs.c.station_id, obs.c.obs_date)
+# What a page and an export read, in the order ``_item`` and ``_cells`` take it.
+_COLUMNS = (
+    obs.c.station_id,
+    obs.c.obs_date,
+    obs.c.max_temp_tenths_c,
+    obs.c.min_temp_tenths_c,
+    obs.c.precipitation_tenths_mm,
+)
 _STATEMENTS = Statements()
 
 StationYearCount = tuple[str, int, int]
@@ -91,7 +92,8 @@ def _station_params(station_ids: Sequence[str] | None) -> dict[str, Any]:
 
 
 class _Filter:
-    """The request's filters, as the parameters of the compiled statements."""
+    """The request's filters, as the parameters of the compiled statements: the one place
+    that turns them into SQL, for the JSON pages and the CSV export alike."""
 
     def __init__(
         self,
@@ -102,6 +104,8 @@ class _Filter:
     ) -> None:
         self.conn, self.station_ids, self.start, self.end = conn, station_ids, start, end
         self.count = None if station_ids is None else len(station_ids)
+        # What changes the statements' text: how many ids, and which bounds are present.
+        self.shape = (self.count, start is not None, end is not None)
         self.params = _station_params(station_ids)
         if start is not None:
             self.params["start"] = date_param(conn, start)
@@ -117,17 +121,10 @@ class _Filter:
         return conditions
 
     def seek(self, key: Key | None, forward: bool, inclusive: bool, limit: int) -> list[Any]:
-        filters = (self.count, self.start is not None, self.end is not None)
-        shape = ("page", *filters, key is not None, forward, inclusive)
+        shape = ("page", *self.shape, key is not None, forward, inclusive)
 
         def build() -> Select[Any]:
-            query = select(
-                obs.c.station_id,
-                obs.c.obs_date,
-                obs.c.max_temp_tenths_c,
-                obs.c.min_temp_tenths_c,
-                obs.c.precipitation_tenths_mm,
-            ).where(*self.conditions())
+            query = select(*_COLUMNS).where(*self.conditions())
             if key is not None:
                 bound: list[Any] = [bindparam("k0"), bindparam("k1")]
                 query = query.where(
@@ -140,6 +137,15 @@ class _Filter:
         if key is not None:
             params["k0"], params["k1"] = key[0], date_param(self.conn, key[1])  # type: ignore[arg-type]
         return run(self.conn, _STATEMENTS.get(self.conn, shape, build), params)
+
+    def every_row(self) -> Compiled:
+        """All matching rows in key order, for the CSV export (run with ``self.params``):
+        the pages' conditions without a seek or a limit."""
+
+        def build() -> Select[Any]:
+            return select(*_COLUMNS).where(*self.conditions()).order_by(*_KEY)
+
+        return _STATEMENTS.get(self.conn, ("every row", *self.shape), build)
 
 
 class _Counts:
@@ -288,19 +294,10 @@ def list_weather(query: WeatherQuery) -> Response:
     cached = cached_answer("csv" if as_csv else "json")
     if cached is not None:
         return cached
-    station_ids = query.station_ids()
     start, end = query.date_range()
+    where = _Filter(connection(), query.station_ids(), start, end)
     if as_csv:
-        conditions: list[Any] = []
-        if station_ids is not None:
-            conditions.append(obs.c.station_id.in_(station_ids))
-        if start is not None:
-            conditions.append(obs.c.obs_date >= start)
-        if end is not None:
-            conditions.append(obs.c.obs_date <= end)
-        ordered = select(obs).where(*conditions).order_by(obs.c.station_id, obs.c.obs_date)
-        return stream_csv(ordered, CSV_HEADER, _cells, "weather.csv")
-    where = _Filter(connection(), station_ids, start, end)
+        return stream_csv(where.every_row(), where.params, CSV_HEADER, _cells, "weather.csv")
     counts = _Counts(where)
     return LISTING.respond(
         where.seek,

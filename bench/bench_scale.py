@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import json
 import multiprocessing
 import os
 import random
@@ -54,7 +55,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -476,8 +477,12 @@ def main() -> None:
         results = []
         for factor in factors:
             results.append(bench_factor(server, factor, options))
-            print(f"{factor:g}x done", file=sys.stderr)
-        shard_runs = [bench_shards(server, shard_factor, n, options) for n in shard_counts]
+            # Each figure as soon as it is known: a failure later in a long run loses nothing.
+            print(f"{factor:g}x done: {json.dumps(asdict(results[-1]))}", file=sys.stderr)
+        shard_runs = []
+        for count in shard_counts:
+            shard_runs.append(bench_shards(server, shard_factor, count, options))
+            print(f"shards: {json.dumps(asdict(shard_runs[-1]))}", file=sys.stderr)
 
     print(f"Machine: {machine()}; MariaDB InnoDB buffer pool {pool_mb:,} MB; seed {options.seed}")
     print(

@@ -46,6 +46,7 @@ import json
 import multiprocessing
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -258,6 +259,36 @@ def universe_of(url: str) -> tuple[Universe, int, int]:
 # --- Measurements --------------------------------------------------------------------------
 
 
+def server_cpu_s() -> float:
+    """CPU seconds the local MariaDB server has used so far (user + system), from /proc: the
+    database's own share of a load, which sizes a database instance's vCPUs."""
+    pids = subprocess.run(
+        ["pidof", "mariadbd", "mysqld"], capture_output=True, text=True, check=False
+    )
+    total = 0.0
+    for pid in pids.stdout.split():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of this process's finished children and theirs (the loaders, their parser
+    processes): what a loader costs, which sizes a Fargate task's vCPUs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@contextlib.contextmanager
+def cpu_use() -> Iterator[dict[str, float]]:
+    """CPU seconds of the loaders and of the database server during the block."""
+    used: dict[str, float] = {}
+    loaders, server = children_cpu_s(), server_cpu_s()
+    yield used
+    used["loaders"] = children_cpu_s() - loaders
+    used["database"] = server_cpu_s() - server
+
+
 @dataclass
 class Result:
     """What one factor measured."""
@@ -267,6 +298,7 @@ class Result:
     rows: int = 0
     station_years: int = 0
     ingest: Sample | None = None
+    ingest_cpu: dict[str, float] = field(default_factory=dict)
     aggregate: Sample | None = None
     size_mb: float = 0.0
     night: Sample | None = None
@@ -307,7 +339,8 @@ def bench_factor(server: URL, factor: float, options: argparse.Namespace) -> Res
     with fresh_database(server) as url, tempfile.TemporaryDirectory() as scratch:
         env = {**os.environ, "DATABASE_URL": url, "WXHUB_LOG_FORMAT": "json"}
         measure([*WXHUB, "migrate"], env)
-        result.ingest = measure([*WXHUB, "ingest", str(folder)], env)
+        with cpu_use() as result.ingest_cpu:
+            result.ingest = measure([*WXHUB, "ingest", str(folder)], env)
         result.aggregate = measure([*WXHUB, "aggregate"], env)
         print(f"  {factor:g}x loaded: {result.ingest.seconds:.0f} s", file=sys.stderr)
         result.size_mb = size_mb(url)
@@ -330,6 +363,7 @@ class ShardRun:
     seconds: float
     rows: int
     peak_rss_mb: float
+    cpu: dict[str, float]
 
 
 def bench_shards(server: URL, factor: float, shards: int, options: argparse.Namespace) -> ShardRun:
@@ -338,37 +372,46 @@ def bench_shards(server: URL, factor: float, shards: int, options: argparse.Name
     with fresh_database(server) as url:
         env = {**os.environ, "DATABASE_URL": url, "WXHUB_LOG_FORMAT": "json"}
         measure([*WXHUB, "migrate"], env)
-        started = time.perf_counter()
-        processes = [
-            subprocess.Popen(
-                [*WXHUB, "ingest", "--shard", f"{k}/{shards}", "--workers", "1", str(folder)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                cwd=REPO,
+        with cpu_use() as cpu:
+            seconds, peak = run_side_by_side(
+                [
+                    [*WXHUB, "ingest", "--shard", f"{k}/{shards}", "--workers", "1", str(folder)]
+                    for k in range(1, shards + 1)
+                ],
+                env,
             )
-            for k in range(1, shards + 1)
-        ]
-        peak, done = 0, threading.Event()
-
-        def sample() -> None:
-            nonlocal peak
-            while not done.is_set():
-                peak = max(peak, sum(_tree_rss_kb(p.pid) for p in processes))
-                time.sleep(SAMPLE_INTERVAL_S)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        codes = [p.wait() for p in processes]
-        seconds = time.perf_counter() - started
-        done.set()
-        sampler.join()
-        if any(codes):
-            raise SystemExit(f"a shard of {shards} exited {codes}")
         engine = create_engine(url)
         with engine.connect() as conn:
             rows = int(conn.execute(text("SELECT COUNT(*) FROM weather_observations")).scalar())
         engine.dispose()
-    return ShardRun(shards, seconds, rows, peak / 1024)
+    return ShardRun(shards, seconds, rows, peak / 1024, cpu)
+
+
+def run_side_by_side(commands: list[list[str]], env: dict[str, str]) -> tuple[float, int]:
+    """Run ``commands`` at once; the wall time until the last ends, and the peak of their
+    resident memory together (KB)."""
+    started = time.perf_counter()
+    processes = [
+        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, cwd=REPO)
+        for command in commands
+    ]
+    peak, done = 0, threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, sum(_tree_rss_kb(p.pid) for p in processes))
+            time.sleep(SAMPLE_INTERVAL_S)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    codes = [p.wait() for p in processes]
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if any(codes):
+        raise SystemExit(f"side by side, {len(commands)} commands exited {codes}")
+    return seconds, peak
 
 
 # --- Report --------------------------------------------------------------------------------
@@ -398,6 +441,9 @@ def growth_table(results: list[Result]) -> str:
     row("`wxhub ingest` s", [sample(r, "ingest").seconds for r in results], ",.1f")
     row("load rows/s", [r.rows / sample(r, "ingest").seconds for r in results], ",.0f")
     row("ingest peak RSS MB", [sample(r, "ingest").peak_rss_mb for r in results], ".0f")
+    per_million = [(r.ingest_cpu, r.rows / 1e6) for r in results]
+    row("loader CPU s per million rows", [c["loaders"] / m for c, m in per_million], ".2f")
+    row("database CPU s per million rows", [c["database"] / m for c, m in per_million], ".2f")
     row("`wxhub aggregate` s", [sample(r, "aggregate").seconds for r in results], ",.1f")
     row("aggregate peak RSS MB", [sample(r, "aggregate").peak_rss_mb for r in results], ".0f")
     row("database size MB", [r.size_mb for r in results], ",.0f")
@@ -424,14 +470,18 @@ def shard_table(runs: list[ShardRun], factor: float) -> str:
     base = runs[0].rows / runs[0].seconds
     lines = [
         f"| shards side by side ({factor:g}x) | wall s | rows | rows/s of the database "
-        "| vs 1 shard | peak RSS MB (all) |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| vs 1 shard | peak RSS MB (all) | loader CPU s / M rows | database CPU s / M rows "
+        "| cores busy |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for run in runs:
         rate = run.rows / run.seconds
+        million = run.rows / 1e6
+        busy = (run.cpu["loaders"] + run.cpu["database"]) / run.seconds
         lines.append(
             f"| {run.shards} | {run.seconds:,.1f} | {run.rows:,} | {rate:,.0f} "
-            f"| {rate / base:.2f}x | {run.peak_rss_mb:.0f} |"
+            f"| {rate / base:.2f}x | {run.peak_rss_mb:.0f} | {run.cpu['loaders'] / million:.2f} "
+            f"| {run.cpu['database'] / million:.2f} | {busy:.2f} |"
         )
     return "\n".join(lines)
 

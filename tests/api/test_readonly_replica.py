@@ -17,13 +17,15 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
+from tests.api.conftest import STATIONS as FIXTURE_STATIONS
 from tests.conftest import mysql_server_url, noaa_line, write_station
 from tests.tcp_proxy import TcpProxy, proxy_to
 from wxhub.api.app import create_app
+from wxhub.api.db import KEEP_CONNECTION_S
 from wxhub.config import load_settings
 
 STATIONS = ("USC00000001", "USC00000002")
@@ -36,6 +38,7 @@ DATA_PATHS = (
     "/api/stations",
     f"/api/stations/{STATIONS[1]}",
 )
+FIXTURE_STATION = FIXTURE_STATIONS[0]  # of the `client` fixture (tests/api/conftest.py)
 # The server's "you may not" on a table.
 TABLE_ACCESS_DENIED = 1142
 
@@ -275,3 +278,33 @@ def test_on_sqlite_database_read_url_names_the_file_the_api_reads(
     response = client.get(DATA_PATHS[0])
     assert response.status_code == 200
     assert len(response.get_json()["data"]) == 2
+
+
+# --- kept connections end, so that a reader auto scaling adds gets work --------------------------
+
+
+def test_a_thread_s_kept_connection_is_replaced_by_a_new_one_once_it_is_old(
+    client: FlaskClient,
+) -> None:
+    connections = client.application.extensions["wxhub.connections"]
+    assert connections.max_age_s == KEEP_CONNECTION_S
+    assert client.get(DATA_PATHS[0].replace(STATIONS[0], FIXTURE_STATION)).status_code == 200
+    kept = connections.get()
+    first = kept.connection.dbapi_connection
+    first_id = server_connection_id(kept)
+    assert connections.get() is kept  # young: kept
+
+    connections.max_age_s = 0.0  # every connection is now old
+    assert client.get(DATA_PATHS[0].replace(STATIONS[0], FIXTURE_STATION)).status_code == 200
+
+    fresh = connections.get()
+    assert fresh is not kept
+    assert fresh.connection.dbapi_connection is not first
+    if first_id is not None:  # MySQL: a new server connection, not the pool's old one again
+        assert server_connection_id(fresh) != first_id
+
+
+def server_connection_id(conn: Connection) -> int | None:
+    if conn.dialect.name == "sqlite":
+        return None
+    return int(conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar_one())

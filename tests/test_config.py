@@ -583,7 +583,7 @@ def test_database_read_url_is_a_url_of_its_own_and_wins_over_db_read_host() -> N
         {
             **PARTS,
             "DB_READ_HOST": "ignored.example.com",
-            "DATABASE_READ_URL": "mysql://reader_user:other@replica:3306/weather",
+            "DATABASE_READ_URL": "mysql://reader_user@replica:3306/weather",
         }
     )
 

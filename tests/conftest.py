@@ -151,7 +151,10 @@ def wxhub_in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., 
     The environment holds no database or wxhub setting but those given in ``env``.
     """
     for name in list(os.environ):
-        if name.startswith(("DATABASE_URL", "DB_", "WXHUB_")) and name != "WXHUB_TEST_MYSQL_URL":
+        if (
+            name.startswith(("DATABASE_URL", "DATABASE_READ_URL", "DB_", "WXHUB_"))
+            and name != "WXHUB_TEST_MYSQL_URL"
+        ):
             monkeypatch.delenv(name)
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level

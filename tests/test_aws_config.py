@@ -90,6 +90,25 @@ def test_db_secret_arn_makes_a_mysql_url_from_the_rds_secret_fields() -> None:
     assert settings.database_url_source.startswith("DB_SECRET_ARN")
 
 
+def test_db_read_host_reads_with_the_user_and_password_of_the_rds_secret() -> None:
+    arn = create_secret(RDS_SECRET)
+    reader = "wxhub-db.cluster-ro-abc123.eu-west-1.rds.amazonaws.com"
+
+    settings = load_settings({"DB_SECRET_ARN": arn, "DB_READ_HOST": reader, **NO_CA_CHECK})
+
+    read = settings.api_database_url
+    assert (read.host, read.port, read.username, read.password, read.database) == (
+        reader,
+        3306,
+        "admin",
+        PASSWORD,
+        "wxhub",
+    )
+    assert settings.database_url.host == RDS_SECRET["host"]  # the job's: the writer
+    assert settings.api_db_tls.mode == "require"
+    assert PASSWORD not in repr(settings)
+
+
 def test_db_variables_set_in_the_environment_win_over_the_secret_fields() -> None:
     arn = create_secret(RDS_SECRET)
 

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import certifi
 import pytest
 from click.testing import Result
 from sqlalchemy.engine import make_url
@@ -535,3 +536,180 @@ def test_configured_json_logging_masks_the_password(monkeypatch: pytest.MonkeyPa
     assert payload["message"] == f"using {MASK}"
     assert payload["secret"] == MASK
     assert PASSWORD not in stream.getvalue()
+
+
+# --- the API's read-only copy (DATABASE_READ_URL, DB_READ_HOST) ----------------------------------
+
+
+def test_without_a_read_setting_the_api_reads_from_the_database_itself() -> None:
+    settings = load_settings(PARTS)
+
+    assert settings.database_read_url is None
+    assert settings.api_database_url == settings.database_url
+    assert settings.api_db_tls == settings.db_tls
+
+
+def test_db_read_host_is_the_writer_url_on_another_host() -> None:
+    settings = load_settings({**PARTS, "DB_READ_HOST": " reader.example.com "})
+
+    read = settings.api_database_url
+    assert settings.database_url.host == "db.example.com"  # the job's, unchanged
+    assert read.host == "reader.example.com"
+    assert (read.drivername, read.port, read.username, read.password, read.database) == (
+        "mysql+pymysql",
+        3307,
+        "wx",
+        PASSWORD,
+        "weather",
+    )
+    assert read.query == settings.database_url.query
+    assert settings.database_read_url_source == (
+        "DB_READ_HOST with the other parts of DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME"
+    )
+
+
+def test_db_read_host_takes_the_other_parts_of_database_url_too() -> None:
+    settings = load_settings(
+        {"DATABASE_URL": f"mysql://wx:{PASSWORD}@writer:3310/wxhub", "DB_READ_HOST": "reader"}
+    )
+
+    assert settings.api_database_url.render_as_string(hide_password=False) == (
+        f"mysql+pymysql://wx:{PASSWORD}@reader:3310/wxhub"
+    )
+
+
+def test_database_read_url_is_a_url_of_its_own_and_wins_over_db_read_host() -> None:
+    settings = load_settings(
+        {
+            **PARTS,
+            "DB_READ_HOST": "ignored.example.com",
+            "DATABASE_READ_URL": "mysql://reader_user@replica:3306/weather",
+        }
+    )
+
+    read = settings.api_database_url
+    assert (read.drivername, read.username, read.host) == (
+        "mysql+pymysql",
+        "reader_user",
+        "replica",
+    )
+    assert settings.database_read_url_source == "DATABASE_READ_URL"
+    assert settings.database_url.host == "db.example.com"
+
+
+def test_a_read_host_on_rds_verifies_tls_like_the_writer_would() -> None:
+    writer_host = "wxhub.cluster-abc.eu-west-1.rds.amazonaws.com"
+    reader_host = "wxhub.cluster-ro-abc.eu-west-1.rds.amazonaws.com"
+    # Any readable bundle will do: verify mode checks at start-up that it can be read.
+    settings = load_settings(
+        {
+            **PARTS,
+            "DB_HOST": writer_host,
+            "DB_READ_HOST": reader_host,
+            "WXHUB_DB_CA_FILE": certifi.where(),
+        }
+    )
+
+    assert settings.db_tls.mode == "verify"
+    assert settings.api_db_tls.mode == "verify"
+    assert settings.api_database_url.host == reader_host
+
+
+def test_the_read_url_decides_its_tls_by_its_own_host() -> None:
+    settings = load_settings(
+        {"DATABASE_URL": "mysql://wx@writer/wxhub", "DATABASE_READ_URL": "mysql://wx@r/wxhub"}
+    )
+    off = load_settings(
+        {
+            "DATABASE_URL": "mysql://wx@writer/wxhub",
+            "DATABASE_READ_URL": "mysql://wx@r/wxhub?ssl_ca=/etc/ca.pem",
+        }
+    )
+
+    assert settings.api_db_tls.mode == "off"
+    assert off.api_db_tls.mode == "url"
+    assert off.db_tls.mode == "off"
+
+
+def test_database_read_url_to_a_sqlite_file_serves_a_sqlite_writer(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'writer.db'}",
+            "DATABASE_READ_URL": f"sqlite:///{tmp_path / 'copy.db'}",
+        }
+    )
+
+    assert settings.api_database_url.database == str(tmp_path / "copy.db")
+    assert settings.api_db_tls.mode == "off"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"DB_READ_HOST": "reader.example.com"},
+        {"DATABASE_URL": "sqlite:///wxhub.db", "DB_READ_HOST": "reader.example.com"},
+    ],
+    ids=["default", "DATABASE_URL"],
+)
+def test_db_read_host_on_sqlite_is_one_error_naming_the_variable(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(env)
+
+    message = str(excinfo.value)
+    assert message.startswith("DB_READ_HOST='reader.example.com' needs a MySQL database")
+    assert "SQLite" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("writer", "reader"),
+    [
+        ("sqlite:///w.db", f"mysql://wx:{PASSWORD}@r/wxhub"),
+        ("mysql://wx@w/wxhub", "sqlite:///r.db"),
+    ],
+)
+def test_a_reader_of_another_kind_than_the_writer_is_refused(writer: str, reader: str) -> None:
+    with pytest.raises(ConfigError, match=r"^DATABASE_READ_URL is a .* the reader must be a copy"):
+        load_settings({"DATABASE_URL": writer, "DATABASE_READ_URL": reader})
+
+
+@pytest.mark.parametrize("raw", [f"postgresql://wx:{PASSWORD}@db/wxhub", f"not a url {PASSWORD}"])
+def test_a_bad_read_url_is_an_error_naming_it_without_the_password(raw: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings({**PARTS, "DATABASE_READ_URL": raw})
+
+    assert str(excinfo.value).startswith("DATABASE_READ_URL")
+    assert PASSWORD not in str(excinfo.value)
+
+
+def test_the_read_password_is_hidden_and_redacted() -> None:
+    read_password = "r34d-0nly-Pa55"
+    settings = load_settings(
+        {**PARTS, "DATABASE_READ_URL": f"mysql://ro:{read_password}@replica/weather"}
+    )
+
+    assert read_password not in repr(settings)
+    assert "mysql+pymysql://ro:***@replica/weather" in repr(settings)
+    assert settings.secrets_to_redact() == (PASSWORD, read_password)
+
+
+def test_db_read_host_shares_the_writer_password_and_redacts_it_once() -> None:
+    settings = load_settings({**PARTS, "DB_READ_HOST": "reader"})
+
+    assert settings.secrets_to_redact() == (PASSWORD,)
+    assert PASSWORD not in repr(settings)
+
+
+def test_the_job_commands_ignore_the_read_url(
+    wxhub_in_process: Callable[..., Result], tmp_path: Path
+) -> None:
+    database = tmp_path / "wxhub.db"
+    # A reader the job could not use at all: a file in a folder that does not exist.
+    unusable = f"sqlite:///{tmp_path / 'no' / 'such' / 'folder' / 'r.db'}"
+
+    result = wxhub_in_process(
+        "migrate", env={"DATABASE_URL": f"sqlite:///{database}", "DATABASE_READ_URL": unusable}
+    )
+
+    assert result.exit_code == 0, result.output
+    assert database.exists()

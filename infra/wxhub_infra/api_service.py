@@ -24,6 +24,8 @@ class ApiService(Construct):
     """The API tasks, their load balancer and how they scale.
 
     Traffic path: internet -> ALB (443; 80 only redirects) -> tasks on 8000 in the app subnets.
+    The tasks log in with ``db_secret`` (DB_HOST...); with ``db_read_host`` (an Aurora reader
+    endpoint) they read there instead, as the same user.
     A deployment whose tasks never become healthy is rolled back by the circuit breaker.
     """
 
@@ -41,6 +43,7 @@ class ApiService(Construct):
         db_secret: secretsmanager.ISecret,
         log_group: logs.ILogGroup,
         certificate_arn: str,
+        db_read_host: str | None = None,
     ):
         super().__init__(scope, construct_id)
         # Outbound only to its targets on the container port, which CDK adds when the
@@ -83,6 +86,10 @@ class ApiService(Construct):
                 "PORT": str(CONTAINER_PORT),
                 "WEB_CONCURRENCY": str(settings.api_web_concurrency),
                 "WXHUB_API_DOCS": "on" if settings.api_docs_served else "off",
+                # An Aurora reader endpoint: the API reads there, with the user, password and
+                # port of db_secret (wxhub.config). Not secret, so plain; absent with RDS MySQL,
+                # where the API reads from the one instance.
+                **({"DB_READ_HOST": db_read_host} if db_read_host else {}),
             },
             secrets=database_secrets(db_secret),
             logging=ecs.LogDrivers.aws_logs(stream_prefix="api", log_group=log_group),

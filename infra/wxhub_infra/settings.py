@@ -60,6 +60,22 @@ _STATIONS_ALLOWED = (
 )
 BBOX_FORMAT = "MIN_LON,MIN_LAT,MAX_LON,MAX_LAT"
 
+# What runs the database: one RDS for MySQL instance (database.py), or an Aurora MySQL cluster
+# with a writer and readers behind a reader endpoint that the API reads from (aurora.py).
+DB_ENGINES = ("rds-mysql", "aurora-mysql")
+# Aurora's instances: provisioned ones of db_instance_class, or Serverless v2 ones that scale
+# between db_serverless_min_acu and db_serverless_max_acu capacity units each.
+AURORA_CAPACITIES = ("provisioned", "serverless-v2")
+# Aurora keeps at most 15 replicas per cluster.
+MAX_AURORA_READERS = 15
+# Serverless v2's range, in steps of half a unit. The floor is 0.5, not the 0 Aurora allows:
+# an instance paused at 0 takes some 15 s to resume, five times the API's connect timeout, so
+# the first requests after a quiet night would be answered 503.
+MIN_SERVERLESS_ACU = 0.5
+MAX_SERVERLESS_ACU = 256
+# Aurora MySQL 3 runs on no class smaller than these (db.t3.medium, db.t4g.medium).
+_AURORA_TOO_SMALL = ("micro", "small")
+
 
 class SettingsError(ValueError):
     """A setting or a context value that cannot work; the message says what is allowed."""
@@ -70,8 +86,20 @@ class EnvironmentSettings:
     """What one environment (dev, prod) of wxhub is made of."""
 
     name: str
-    # --- database (RDS MySQL 8.4) ---
+    # --- database (RDS MySQL 8.4 by default; Aurora MySQL 3 by db_engine) ---
+    db_engine: str = "rds-mysql"
+    # The RDS instance's class, or each provisioned Aurora instance's (db.t4g.medium at least).
     db_instance_class: str = "db.t3.micro"
+    # --- Aurora only (db_engine "aurora-mysql") ---
+    db_aurora_capacity: str = "provisioned"
+    db_serverless_min_acu: float = MIN_SERVERLESS_ACU
+    db_serverless_max_acu: float = 4
+    # The readers the template makes, which are also auto scaling's floor; with a higher
+    # ceiling, Application Auto Scaling adds readers while their average CPU stays above the
+    # target, and removes the ones it added when it falls.
+    db_min_readers: int = 1
+    db_max_readers: int = 1
+    db_reader_cpu_target_percent: int = 60
     db_allocated_storage_gib: int = 20
     # Storage autoscaling ceiling: the disk grows by itself instead of filling up at night.
     db_max_allocated_storage_gib: int = 100
@@ -194,6 +222,7 @@ class EnvironmentSettings:
                 "nat_gateways is 0 and vpc_endpoints is off: the tasks could reach neither ECR "
                 "nor CloudWatch Logs nor Secrets Manager (turn vpc_endpoints on)"
             )
+        self._check_database_engine()
         self._check_docs_cidrs()
         if self.image_tag is not None and not _IMAGE_REFERENCE.fullmatch(self.image_tag):
             raise SettingsError(
@@ -202,6 +231,80 @@ class EnvironmentSettings:
             )
         self._check_job_sources()
         self._check_job_selection()
+
+    def _check_database_engine(self) -> None:
+        """An engine, a capacity and a reader range that Aurora (or RDS) accepts, and no
+        Aurora-only setting on RDS, where it would be silently ignored."""
+        if self.db_engine not in DB_ENGINES:
+            raise SettingsError(
+                f"db_engine is {self.db_engine!r}; allowed: {', '.join(DB_ENGINES)}"
+            )
+        if not self.uses_aurora:
+            changed = [
+                name
+                for name in (
+                    "db_aurora_capacity",
+                    "db_serverless_min_acu",
+                    "db_serverless_max_acu",
+                    "db_min_readers",
+                    "db_max_readers",
+                    "db_reader_cpu_target_percent",
+                )
+                if getattr(self, name) != _DEFAULTS[name]
+            ]
+            if changed:
+                raise SettingsError(
+                    f"{', '.join(changed)}: Aurora settings, but db_engine is {self.db_engine!r} "
+                    "(set db_engine to 'aurora-mysql', or leave them out)"
+                )
+            return
+        if self.db_aurora_capacity not in AURORA_CAPACITIES:
+            raise SettingsError(
+                f"db_aurora_capacity is {self.db_aurora_capacity!r}; "
+                f"allowed: {', '.join(AURORA_CAPACITIES)}"
+            )
+        if self.db_aurora_capacity == "provisioned":
+            size = self.db_instance_class.rsplit(".", 1)[-1]
+            if size in _AURORA_TOO_SMALL:
+                raise SettingsError(
+                    f"db_instance_class {self.db_instance_class!r}: Aurora MySQL runs on no "
+                    "class smaller than db.t4g.medium (or set db_aurora_capacity to "
+                    "'serverless-v2')"
+                )
+        else:
+            self._check_serverless_capacity()
+        if not 1 <= self.db_min_readers <= self.db_max_readers <= MAX_AURORA_READERS:
+            raise SettingsError(
+                f"db_min_readers is {self.db_min_readers} and db_max_readers "
+                f"{self.db_max_readers}; allowed 1 <= db_min_readers <= db_max_readers <= "
+                f"{MAX_AURORA_READERS} (the API reads from the readers)"
+            )
+        if not 10 <= self.db_reader_cpu_target_percent <= 90:
+            raise SettingsError(
+                f"db_reader_cpu_target_percent is {self.db_reader_cpu_target_percent}; "
+                "allowed 10..90"
+            )
+
+    def _check_serverless_capacity(self) -> None:
+        low, high = self.db_serverless_min_acu, self.db_serverless_max_acu
+        in_steps = all(float(2 * value).is_integer() for value in (low, high))
+        if not (in_steps and MIN_SERVERLESS_ACU <= low <= high <= MAX_SERVERLESS_ACU and high >= 1):
+            raise SettingsError(
+                f"db_serverless_min_acu is {low} and db_serverless_max_acu {high}; allowed "
+                f"{MIN_SERVERLESS_ACU} <= min <= max <= {MAX_SERVERLESS_ACU}, max at least 1, "
+                "in steps of 0.5 (a minimum of 0 would pause the database, and the API's first "
+                "requests after a pause would time out)"
+            )
+
+    @property
+    def uses_aurora(self) -> bool:
+        """Whether the database is an Aurora cluster, whose reader endpoint the API reads."""
+        return self.db_engine == "aurora-mysql"
+
+    @property
+    def scales_readers(self) -> bool:
+        """Whether Application Auto Scaling may add Aurora readers beyond the template's."""
+        return self.uses_aurora and self.db_max_readers > self.db_min_readers
 
     def _check_docs_cidrs(self) -> None:
         """CIDRs the web ACL's IP sets accept, and only when they restrict something."""
@@ -320,6 +423,13 @@ class EnvironmentSettings:
         return f"wxhub-{self.name}-migrate"
 
 
+_DEFAULTS = {
+    field.name: field.default
+    for field in dataclasses.fields(EnvironmentSettings)
+    if field.default is not dataclasses.MISSING
+}
+
+
 def _check_is_tuple(name: str, value: object) -> None:
     """A list setting given as one string would be read letter by letter."""
     if not isinstance(value, tuple):
@@ -382,6 +492,13 @@ CONTEXT_FIELDS = {
     "jobState": "job_state",
     "jobBbox": "job_bbox",
     "apiDocsCidrs": "api_docs_allowed_cidrs",
+    "dbEngine": "db_engine",
+    "dbInstanceClass": "db_instance_class",
+    "dbAuroraCapacity": "db_aurora_capacity",
+    "dbServerlessMinAcu": "db_serverless_min_acu",
+    "dbServerlessMaxAcu": "db_serverless_max_acu",
+    "dbMinReaders": "db_min_readers",
+    "dbMaxReaders": "db_max_readers",
 }
 
 
@@ -419,6 +536,16 @@ def _whole_number(key: str, value: Any) -> int:
         raise SettingsError(f"{key} {value!r} is not a whole number") from None
 
 
+def _number(key: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{key} {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise SettingsError(f"{key} {value!r} is not a finite number")
+    return number
+
+
 def _flag(key: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -454,4 +581,8 @@ _CONTEXT_CONVERSIONS: dict[str, Callable[[str, Any], Any]] = {
     "jobState": _list,
     "jobBbox": _bbox,
     "apiDocsCidrs": _list,
+    "dbServerlessMinAcu": _number,
+    "dbServerlessMaxAcu": _number,
+    "dbMinReaders": _whole_number,
+    "dbMaxReaders": _whole_number,
 }

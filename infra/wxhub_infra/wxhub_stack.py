@@ -14,6 +14,7 @@ from constructs import Construct
 
 from wxhub_infra.access_logs import AccessLogs
 from wxhub_infra.api_service import ApiService
+from wxhub_infra.aurora import AuroraDatabase
 from wxhub_infra.database import Database
 from wxhub_infra.ingestion_job import CONTAINER_NAME as JOB_CONTAINER_NAME
 from wxhub_infra.ingestion_job import IngestionJob
@@ -53,7 +54,11 @@ class WxhubStack(Stack):
 
         monitoring = Monitoring(self, "Monitoring", settings=settings)
         network = Network(self, "Network", settings=settings)
-        database = Database(
+        # RDS MySQL, or an Aurora cluster whose reader endpoint the API reads from; the same
+        # secrets, security group and allow_from either way.
+        database: Database | AuroraDatabase = (
+            AuroraDatabase if settings.uses_aurora else Database
+        )(
             self,
             "Database",
             settings=settings,
@@ -85,6 +90,8 @@ class WxhubStack(Stack):
             db_secret=database.api_secret,
             log_group=monitoring.api_logs,
             certificate_arn=certificate_arn,
+            # The job and the migration task get no read host: they write.
+            db_read_host=database.read_host if isinstance(database, AuroraDatabase) else None,
         )
         # What reaches the API passes the web ACL first, and leaves a line in the access logs.
         ApiFirewall(self, "Firewall", settings=settings, load_balancer=api.load_balancer)
@@ -144,7 +151,10 @@ class WxhubStack(Stack):
         monitoring.watch_job(cluster=cluster)
         monitoring.watch_runs()
         monitoring.watch_schedule(rule=orchestration.schedule)
-        monitoring.watch_database(instance=database.instance)
+        if isinstance(database, AuroraDatabase):
+            database.watch(monitoring.topic)
+        else:
+            monitoring.watch_database(instance=database.instance)
 
         api_host = settings.domain_name or api.load_balancer.load_balancer_dns_name
         CfnOutput(self, "ApiUrl", value=f"https://{api_host}")

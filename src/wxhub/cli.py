@@ -418,7 +418,8 @@ def stations(settings: Settings, source: str, force: bool, wait: bool) -> int:
 @database_url_option
 @_command
 def serve(settings: Settings, host: str, port: int, workers: int | None, threads: int) -> int:
-    """Serve the REST API under gunicorn (the same database settings as the job)."""
+    """Serve the REST API under gunicorn (the job's database settings; it reads from
+    DATABASE_READ_URL or DB_READ_HOST instead when one is set)."""
     from wxhub.api.server import default_workers  # noqa: PLC0415  (the job never needs Flask)
     from wxhub.api.server import serve as serve_api  # noqa: PLC0415
 

@@ -12,6 +12,12 @@ ECS without code changes:
    the fields of that same secret; they make a MySQL URL;
 5. otherwise the embedded default, a SQLite file ``wxhub.db`` in the working directory.
 
+The API may read from a second database, a read replica of the first (an Aurora reader
+endpoint, an RDS read replica): ``DATABASE_READ_URL``, any SQLAlchemy URL, or ``DB_READ_HOST``,
+the host of a copy of the database above reached with everything else of its URL (port, user,
+password, database name) and the same TLS settings. The job and ``wxhub migrate`` never use it:
+they write. Without either the API reads from the one database, as it always has.
+
 Every other setting may also come from SSM Parameter Store: with ``WXHUB_SSM_PREFIX`` set,
 the parameters directly under that path, named like the variables (``/wxhub/prod/WXHUB_API_DOCS``),
 are read at start-up; a variable set in the environment wins over its parameter.
@@ -55,6 +61,10 @@ class Settings:
 
     database_url: URL
     database_url_source: str
+    # The API's read-only copy of the database (DATABASE_READ_URL, DB_READ_HOST); None: the
+    # API reads from database_url like everything else.
+    database_read_url: URL | None = None
+    database_read_url_source: str | None = None
     log_format: LogFormat = "auto"
     # Parser processes beside the loader; None lets the job decide (one on a multi-core host).
     parse_workers: int | None = None
@@ -71,6 +81,8 @@ class Settings:
     metrics_namespace: str = DEFAULT_METRICS_NAMESPACE
     # TLS of the MySQL connections (WXHUB_DB_TLS, WXHUB_DB_CA_FILE, the URL's ssl_* arguments).
     db_tls: DbTls = field(default_factory=DbTls)
+    # The same, decided for the read URL's host (an Aurora reader endpoint is an RDS host).
+    db_read_tls: DbTls | None = None
     # The job and API users `wxhub migrate` keeps (WXHUB_DB_JOB_USER, WXHUB_DB_API_USER, ...).
     db_users: tuple[DbUser, ...] = ()
     extra_secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -84,16 +96,39 @@ class Settings:
     def is_sqlite(self) -> bool:
         return self.database_url.get_backend_name() == "sqlite"
 
+    @property
+    def api_database_url(self) -> URL:
+        """What the API reads from: the read URL when one is set, else the database itself."""
+        return self.database_read_url or self.database_url
+
+    @property
+    def api_db_tls(self) -> DbTls:
+        """The TLS of the API's connections, decided for the host it reads from."""
+        if self.database_read_url is not None and self.db_read_tls is not None:
+            return self.db_read_tls
+        return self.db_tls
+
+    @property
+    def api_database_url_safe(self) -> str:
+        """The API's URL with its password masked."""
+        return self.api_database_url.render_as_string(hide_password=True)
+
     def secrets_to_redact(self) -> tuple[str, ...]:
         """Values that must never appear in a log line or an error message."""
-        secrets = [s for s in (self.database_url.password, *self.extra_secrets) if s]
-        return tuple(str(s) for s in secrets)
+        read_password = self.database_read_url.password if self.database_read_url else None
+        secrets = [s for s in (self.database_url.password, read_password, *self.extra_secrets) if s]
+        return tuple(dict.fromkeys(str(s) for s in secrets))
 
     def __repr__(self) -> str:  # keep the password out of tracebacks and debug output
+        read = (
+            f"database_read_url={self.api_database_url_safe!r}, "
+            if self.database_read_url is not None
+            else ""
+        )
         return (
             f"Settings(database_url={self.database_url_safe!r}, "
-            f"database_url_source={self.database_url_source!r}, log_format={self.log_format!r}, "
-            f"parse_workers={self.parse_workers!r})"
+            f"database_url_source={self.database_url_source!r}, {read}"
+            f"log_format={self.log_format!r}, parse_workers={self.parse_workers!r})"
         )
 
 
@@ -111,6 +146,7 @@ def load_settings(
     if env.get("WXHUB_SSM_PREFIX", "").strip():
         env = _with_ssm_parameters(env, extra_secrets)
     url, source = _resolve_database_url(env, database_url_override, extra_secrets)
+    read_url, read_source = _resolve_read_url(env, url, source)
     log_format = env.get("WXHUB_LOG_FORMAT", "auto").strip().lower() or "auto"
     if log_format not in _LOG_FORMATS:
         raise ConfigError(
@@ -119,6 +155,8 @@ def load_settings(
     return Settings(
         database_url=url,
         database_url_source=source,
+        database_read_url=read_url,
+        database_read_url_source=read_source,
         log_format=log_format,
         api_docs=_bool_setting(env, "WXHUB_API_DOCS", default=True),
         api_cache_mb=_int_setting(env, "WXHUB_API_CACHE_MB", default=32, minimum=0),
@@ -136,6 +174,7 @@ def load_settings(
             env.get("WXHUB_METRICS_NAMESPACE", "").strip() or DEFAULT_METRICS_NAMESPACE
         ),
         db_tls=_tls_setting(env, url),
+        db_read_tls=None if read_url is None else _tls_setting(env, read_url),
         db_users=_users_setting(env, url, extra_secrets),
         extra_secrets=tuple(extra_secrets),
     )
@@ -195,6 +234,38 @@ def _resolve_database_url(
     if env.get("DB_HOST"):
         return _url_from_parts(env), "DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME"
     return URL.create("sqlite", database=DEFAULT_SQLITE_FILE), "default"
+
+
+def _resolve_read_url(
+    env: Mapping[str, str], write_url: URL, write_source: str
+) -> tuple[URL | None, str | None]:
+    """The API's read URL: ``DATABASE_READ_URL`` as given, or the write URL on ``DB_READ_HOST``.
+
+    A reader must be a copy of the writer, so it is the same kind of database: a SQLite reader
+    of a MySQL writer (or the other way round) is a mistake, said at start-up. ``DB_READ_HOST``
+    on SQLite names nothing (a file has no host): an error naming the variable too.
+    """
+    raw_url = env.get("DATABASE_READ_URL", "").strip()
+    read_host = env.get("DB_READ_HOST", "").strip()
+    writer_is_sqlite = write_url.get_backend_name() == "sqlite"
+    if raw_url:
+        url = _parse_url(raw_url, "DATABASE_READ_URL")
+        if (url.get_backend_name() == "sqlite") != writer_is_sqlite:
+            raise ConfigError(
+                f"DATABASE_READ_URL is a {url.get_backend_name()} URL but the database "
+                f"({write_source}) is {write_url.get_backend_name()}: the reader must be a copy "
+                "of the same database"
+            )
+        return url, "DATABASE_READ_URL"
+    if not read_host:
+        return None, None
+    if writer_is_sqlite:
+        raise ConfigError(
+            f"DB_READ_HOST={read_host!r} needs a MySQL database to be a replica of, but the "
+            f"database is a SQLite file ({write_source}): set DB_HOST (or DATABASE_URL, "
+            "DB_SECRET_ARN) too, or use DATABASE_READ_URL"
+        )
+    return write_url.set(host=read_host), f"DB_READ_HOST with the other parts of {write_source}"
 
 
 def _parse_url(raw: str, setting: str) -> URL:

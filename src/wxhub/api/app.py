@@ -137,8 +137,11 @@ def _invalid_parameter(error: ValidationError) -> Response:
 
 
 def _api_engine(settings: Settings) -> Engine:
-    if settings.is_sqlite:
-        return make_engine(settings.database_url, tls=settings.db_tls)
+    """The engine of every request: on the read URL when one is set (a replica; the API never
+    writes), else on the database the job writes to. /readyz checks this same engine."""
+    url, tls = settings.api_database_url, settings.api_db_tls
+    if url.get_backend_name() == "sqlite":
+        return make_engine(url, tls=tls)
     connect_args: dict[str, Any] = {
         "connect_timeout": API_DB_CONNECT_TIMEOUT_S,
         "read_timeout": API_DB_READ_TIMEOUT_S,
@@ -147,8 +150,8 @@ def _api_engine(settings: Settings) -> Engine:
     # Reads only, each its own snapshot: no transaction is left open on a connection a
     # thread keeps between requests (api/db.py), and none needs a ROLLBACK round trip.
     return make_engine(
-        settings.database_url,
-        tls=settings.db_tls,
+        url,
+        tls=tls,
         connect_args=connect_args,
         isolation_level="AUTOCOMMIT",
     )

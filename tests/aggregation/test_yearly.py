@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from tests.conftest import DATA_DIR, noaa_line, write_station
+from wxhub.aggregation import yearly
 from wxhub.aggregation.main import run_aggregation
 from wxhub.db.schema import (
     aggregation_pending,
@@ -521,6 +522,36 @@ def test_rerunning_the_same_files_queues_and_recomputes_nothing(
     _run(engine, tmp_path / "first")  # every file is in the ledger: skipped
 
     assert _stats(engine) == before
+    assert _pending(engine) == set()
+
+
+def test_stations_are_aggregated_in_batches_with_the_same_statistics_as_in_one(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MySQL/MariaDB group the queued stations a batch at a time (so the grouping stays in
+    memory whatever the table's size): batches of two stations over seven, the last one
+    short, give each queued station-year exactly its statistics, and only those."""
+    monkeypatch.setattr(yearly, "BATCH_STATIONS", 2)
+    temperatures = {}
+    for number in range(7):
+        station = f"B{number}"
+        for year in (2000, 2001):
+            highs = [100 + number, 215 - year % 2, -35 + number * year % 7]
+            temperatures[station, year] = highs
+            _insert_days(
+                engine, station, year, max_temps=highs, min_temps=highs, precipitation=[1, 2, 3]
+            )
+    with engine.begin() as conn:  # one station-year left out of the queue: not recomputed
+        conn.execute(pending.delete().where(pending.c.station_id == "B3", pending.c.year == 2001))
+
+    assert run_aggregation(engine) == 13
+
+    computed = _stats(engine)
+    assert set(computed) == set(temperatures) - {("B3", 2001)}
+    for key, highs in temperatures.items():
+        if key != ("B3", 2001):
+            mean = _half_up_mean_celsius(highs)
+            assert computed[key] == (mean, mean, Decimal("0.06"), 3, 3, 3), key
     assert _pending(engine) == set()
 
 

@@ -1,4 +1,5 @@
-"""Yearly statistics per station, computed inside the database with one grouped INSERT.
+"""Yearly statistics per station, computed inside the database with grouped INSERTs (one on
+SQLite; one per batch of queued stations on MySQL/MariaDB, see :data:`BATCH_STATIONS`).
 
 Only the station-years queued in ``aggregation_pending`` (by the loader, in the same
 transaction as the rows that changed them) are recomputed; ``full=True`` queues every
@@ -19,6 +20,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     and_,
+    bindparam,
     case,
     delete,
     exists,
@@ -101,7 +103,8 @@ def _grouped_sums(dialect: str, stations: Collection[str] | None) -> Any:
     that order with no sort. MySQL/MariaDB will not range-scan with bounds taken from another
     table (it scans the station's every row per year instead: 50 s for the full data), and
     a per-row semi-join on the queue costs 3.5 s; there every year of each queued station is
-    grouped in one pass over its rows (1.6 s for all) and the queued years kept.
+    grouped in one pass over its rows (1.6 s for all) and the queued years kept, for the
+    queued stations between the parameters ``first`` and ``last`` (see :data:`BATCH_STATIONS`).
     """
     if dialect == "sqlite":
         in_year = and_(
@@ -120,6 +123,7 @@ def _grouped_sums(dialect: str, stations: Collection[str] | None) -> Any:
     queued_stations = (
         select(pending.c.station_id)
         .where(*_of(pending.c.station_id, stations))
+        .where(pending.c.station_id.between(bindparam("first"), bindparam("last")))
         .distinct()
         .subquery("pending_stations")
     )
@@ -216,12 +220,37 @@ def aggregate(
     statement = insert(stats).from_select(
         ["station_id", "year", *STAT_COLUMNS], _grouped_statistics(conn.dialect.name, stations)
     )
-    with _without_lateral_derived(conn):
+    if conn.dialect.name == "sqlite":
         conn.execute(statement)
+    else:
+        with _without_lateral_derived(conn):
+            for first, last in _station_batches(conn, mine):
+                conn.execute(statement, {"first": first, "last": last})
     _refresh_station_summary(conn, mine)
     conn.execute(delete(pending).where(*mine))
     bump_data_version(conn)
     return int(count)
+
+
+# MySQL/MariaDB group a batch of stations' years in one internal temporary table; past
+# ``tmp_table_size`` (16 MB by default, ~80,000 station-years of sums) it moves to disk, and
+# the grouping slows several times (seen at 100x the extract: 480,000 station-years in one
+# statement). Batches of this many stations (~15,000 station-years at 30 years each) stay in
+# memory whatever the size of the table.
+BATCH_STATIONS = 500
+
+
+def _station_batches(conn: Connection, mine: list[Any]) -> list[tuple[str, str]]:
+    """(first, last) station ids of consecutive runs of ``BATCH_STATIONS`` queued stations."""
+    ids = list(
+        conn.execute(
+            select(pending.c.station_id).where(*mine).distinct().order_by(pending.c.station_id)
+        ).scalars()
+    )
+    return [
+        (ids[i], ids[min(i + BATCH_STATIONS, len(ids)) - 1])
+        for i in range(0, len(ids), BATCH_STATIONS)
+    ]
 
 
 def _refresh_station_summary(conn: Connection, mine: list[Any]) -> None:

@@ -29,6 +29,7 @@ from werkzeug.test import TestResponse
 from tests.api.conftest import STATIONS
 from tests.conftest import noaa_line, write_station
 from wxhub.api.app import create_app
+from wxhub.api.routes import stations as stations_route
 from wxhub.config import load_settings
 from wxhub.db import migrate
 from wxhub.db.engine import make_engine
@@ -243,6 +244,21 @@ def test_jumping_to_station_page_n_gives_the_stations_of_that_page(stations_clie
             jumped = get(stations_client, f"/api/stations?page_size={page_size}&page={number}")
             assert jumped["data"] == page["data"], f"page_size={page_size}, page={number}"
             assert (jumped["pagination"]["page"], jumped["pagination"]["total"]) == (number, 7)
+
+
+@pytest.mark.parametrize("every", [1, 2, 3, 100])
+def test_a_station_page_jump_lands_on_its_page_whatever_the_spacing_of_the_anchors(
+    stations_client, monkeypatch: pytest.MonkeyPatch, every: int
+):
+    """Jumps start from every n-th station id (kept per data version) and skip the rest:
+    the page is the same for any spacing, pages past the end included."""
+    monkeypatch.setattr(stations_route, "ANCHOR_EVERY", every)
+    for page_size in (1, 2, 3, 4):
+        for number in range(1, 9 // page_size + 2):
+            jumped = get(stations_client, f"/api/stations?page_size={page_size}&page={number}")
+            start = (number - 1) * page_size
+            expected = list(MANY_STATIONS[start : start + page_size])
+            assert station_ids(jumped) == expected, (every, page_size, number)
 
 
 def test_a_station_page_jump_has_exact_links_both_ways(stations_client):

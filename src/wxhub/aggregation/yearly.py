@@ -1,5 +1,6 @@
 """Yearly statistics per station, computed inside the database with grouped INSERTs (one on
-SQLite; one per batch of queued stations on MySQL/MariaDB, see :data:`BATCH_STATIONS`).
+SQLite; on MySQL/MariaDB one per queued year of each batch of stations, see
+:data:`BATCH_STATIONS`): each reads the rows of the queued station-years only.
 
 Only the station-years queued in ``aggregation_pending`` (by the loader, in the same
 transaction as the rows that changed them) are recomputed; ``full=True`` queues every
@@ -13,12 +14,14 @@ sums of tenths, so SQLite and MySQL store the same decimal; the precipitation to
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Integer,
     and_,
     bindparam,
     case,
@@ -95,51 +98,52 @@ def _sums_and_counts() -> list[Any]:
     return columns
 
 
-def _grouped_sums(dialect: str, stations: Collection[str] | None) -> Any:
-    """Sums and counts per pending station-year that has observations.
-
-    The fastest plan differs by engine, so the query's shape does (its result does not):
-    SQLite walks the primary key once per pending station-year, by date range, and groups in
-    that order with no sort. MySQL/MariaDB will not range-scan with bounds taken from another
-    table (it scans the station's every row per year instead: 50 s for the full data), and
-    a per-row semi-join on the queue costs 3.5 s; there every year of each queued station is
-    grouped in one pass over its rows (1.6 s for all) and the queued years kept, for the
-    queued stations between the parameters ``first`` and ``last`` (see :data:`BATCH_STATIONS`).
-    """
-    if dialect == "sqlite":
-        in_year = and_(
-            obs.c.station_id == pending.c.station_id,
-            obs.c.obs_date >= year_start(pending.c.year),
-            obs.c.obs_date < year_start(pending.c.year + 1),
-        )
-        return (
-            select(pending.c.station_id, pending.c.year, *_sums_and_counts())
-            .select_from(pending.join(obs, in_year))
-            .where(*_of(pending.c.station_id, stations))
-            .group_by(pending.c.station_id, pending.c.year)
-            .subquery("sums")
-        )
-    year = extract("year", obs.c.obs_date).label("year")
-    queued_stations = (
-        select(pending.c.station_id)
+def _grouped_sums_sqlite(stations: Collection[str] | None) -> Any:
+    """Sums and counts per pending station-year that has observations, on SQLite: the
+    primary key walked once per pending station-year, by date range, grouped in that order
+    with no sort."""
+    in_year = and_(
+        obs.c.station_id == pending.c.station_id,
+        obs.c.obs_date >= year_start(pending.c.year),
+        obs.c.obs_date < year_start(pending.c.year + 1),
+    )
+    return (
+        select(pending.c.station_id, pending.c.year, *_sums_and_counts())
+        .select_from(pending.join(obs, in_year))
         .where(*_of(pending.c.station_id, stations))
-        .where(pending.c.station_id.between(bindparam("first"), bindparam("last")))
-        .distinct()
-        .subquery("pending_stations")
+        .group_by(pending.c.station_id, pending.c.year)
+        .subquery("sums")
     )
-    per_year = (
-        select(obs.c.station_id, year, *_sums_and_counts())
-        .select_from(queued_stations.join(obs, obs.c.station_id == queued_stations.c.station_id))
-        .group_by(obs.c.station_id, year)
-        .subquery("per_year")
-    )
-    queued = and_(pending.c.station_id == per_year.c.station_id, pending.c.year == per_year.c.year)
-    return select(*per_year.c).join(pending, queued).subquery("sums")
 
 
-def _grouped_statistics(dialect: str, stations: Collection[str] | None) -> Any:
-    """One row of statistics per pending station-year that has observations."""
-    sums = _grouped_sums(dialect, stations).c
+def _grouped_sums_of_one_year() -> Any:
+    """Sums and counts of year ``:year`` for the stations ``:ids``, on MySQL/MariaDB.
+
+    MySQL/MariaDB will not range-scan with date bounds taken from another table (joined to
+    the queue, they read every row of each queued station: 50 s for the full data; and
+    grouping every year of the queued stations reads their whole history when one day was
+    added, so a nightly run cost as much as a full aggregation). With the stations as a list
+    and the year's first and last day as constants, the range optimizer reads exactly one
+    interval of the primary key per station: the rows of the queued station-years, no more.
+    """
+    return (
+        select(
+            obs.c.station_id,
+            bindparam("year", type_=Integer).label("year"),
+            *_sums_and_counts(),
+        )
+        .where(
+            obs.c.station_id.in_(bindparam("ids", expanding=True)),
+            obs.c.obs_date.between(bindparam("low"), bindparam("high")),
+        )
+        .group_by(obs.c.station_id)
+        .subquery("sums")
+    )
+
+
+def _grouped_statistics(sums_query: Any) -> Any:
+    """One row of statistics per row of sums and counts."""
+    sums = sums_query.c
     return select(
         sums.station_id,
         sums.year,
@@ -217,40 +221,53 @@ def aggregate(
     )
     everything = full and stations is None
     conn.execute(delete(stats) if everything else delete(stats).where(queued))
-    statement = insert(stats).from_select(
-        ["station_id", "year", *STAT_COLUMNS], _grouped_statistics(conn.dialect.name, stations)
-    )
+    columns = ["station_id", "year", *STAT_COLUMNS]
     if conn.dialect.name == "sqlite":
-        conn.execute(statement)
+        sums = _grouped_sums_sqlite(stations)
+        conn.execute(insert(stats).from_select(columns, _grouped_statistics(sums)))
     else:
+        statement = insert(stats).from_select(
+            columns, _grouped_statistics(_grouped_sums_of_one_year())
+        )
         with _without_lateral_derived(conn):
-            for first, last in _station_batches(conn, mine):
-                conn.execute(statement, {"first": first, "last": last})
+            for year, ids in _queued_years_in_batches(conn, mine):
+                params = {
+                    "year": year,
+                    "ids": ids,
+                    "low": dt.date(year, 1, 1),
+                    "high": dt.date(year, 12, 31),
+                }
+                conn.execute(statement, params)
     _refresh_station_summary(conn, mine)
     conn.execute(delete(pending).where(*mine))
     bump_data_version(conn)
     return int(count)
 
 
-# MySQL/MariaDB group a batch of stations' years in one internal temporary table; past
-# ``tmp_table_size`` (16 MB by default, ~80,000 station-years of sums) it moves to disk, and
-# the grouping slows several times (seen at 100x the extract: 480,000 station-years in one
-# statement). Batches of this many stations (~15,000 station-years at 30 years each) stay in
-# memory whatever the size of the table.
+# MySQL/MariaDB: the queue is read and aggregated this many stations at a time, one
+# statement per year queued among them, so neither the queue in memory nor one statement's
+# list of stations grows with the data (a full aggregation at 100x the extract: 34 batches,
+# about 1,000 statements; a night: one statement per batch).
 BATCH_STATIONS = 500
 
 
-def _station_batches(conn: Connection, mine: list[Any]) -> list[tuple[str, str]]:
-    """(first, last) station ids of consecutive runs of ``BATCH_STATIONS`` queued stations."""
+def _queued_years_in_batches(conn: Connection, mine: list[Any]) -> Iterator[tuple[int, list[str]]]:
+    """(year, the stations that have it queued) for batches of ``BATCH_STATIONS`` stations."""
     ids = list(
         conn.execute(
             select(pending.c.station_id).where(*mine).distinct().order_by(pending.c.station_id)
         ).scalars()
     )
-    return [
-        (ids[i], ids[min(i + BATCH_STATIONS, len(ids)) - 1])
-        for i in range(0, len(ids), BATCH_STATIONS)
-    ]
+    for i in range(0, len(ids), BATCH_STATIONS):
+        first, last = ids[i], ids[min(i + BATCH_STATIONS, len(ids)) - 1]
+        by_year: dict[int, list[str]] = {}
+        queued = select(pending.c.station_id, pending.c.year).where(
+            *mine, pending.c.station_id.between(first, last)
+        )
+        for station_id, year in conn.execute(queued):
+            by_year.setdefault(int(year), []).append(station_id)
+        for year in sorted(by_year):
+            yield year, by_year[year]
 
 
 def _refresh_station_summary(conn: Connection, mine: list[Any]) -> None:

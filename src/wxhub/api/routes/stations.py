@@ -87,6 +87,22 @@ _STATEMENTS = Statements()
 # Totals per filter for the current data version (the job's runs and the metadata loader
 # both bump it), so a page costs its seek, not a count too.
 _TOTALS = VersionedCache()
+# A page jump in the station list starts from the nearest of every ANCHOR_EVERY-th station id
+# (kept per worker and data version: 1,300 ids for all of GHCN-Daily's ~130,000 stations),
+# then skips fewer than ANCHOR_EVERY keys: constant cost, where an OFFSET from the first
+# station grew with the page (a station page at 100x the extract: 1.45x the time at 1x).
+ANCHOR_EVERY = 100
+_ANCHORS = VersionedCache(max_entries=2)
+
+
+def _every_nth_station(conn: Connection) -> list[str]:
+    """Every ANCHOR_EVERY-th station id with data, in key order, from the first."""
+    compiled = _STATEMENTS.get(
+        conn,
+        "all ids",
+        lambda: select(summary.c.station_id).order_by(summary.c.station_id),
+    )
+    return [row[0] for row in run(conn, compiled, {})[::ANCHOR_EVERY]]
 
 
 def _metadata_conditions(query: StationsQuery) -> list[ColumnElement[bool]]:
@@ -201,16 +217,22 @@ def _unfiltered(conn: Connection, query: StationsQuery, paging: PageRequest) -> 
         return int(run(conn, compiled, {})[0][0])
 
     def first_key(offset: int) -> tuple[str] | None:
+        anchors = _ANCHORS.get((), lambda: _every_nth_station(conn))
+        index, within = divmod(offset, ANCHOR_EVERY)
+        if index >= len(anchors):
+            return None
+
         def build() -> Select[Any]:
             return (
                 select(summary.c.station_id)
+                .where(summary.c.station_id >= bindparam("anchor"))
                 .order_by(summary.c.station_id)
                 .limit(1)
-                .offset(bindparam("offset", type_=Integer))
+                .offset(bindparam("within", type_=Integer))
             )
 
-        # One row per station: a page jump skips at most ~130k keys.
-        rows = run(conn, _STATEMENTS.get(conn, "offset", build), {"offset": offset})
+        params = {"anchor": anchors[index], "within": within}
+        rows = run(conn, _STATEMENTS.get(conn, "from anchor", build), params)
         return (rows[0][0],) if rows else None
 
     total = _TOTALS.get((), count)

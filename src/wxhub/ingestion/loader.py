@@ -10,9 +10,10 @@ The database's primary key, not a check-then-insert, is what keeps a station-day
 
 A big file (a GHCN-Daily by-year file) arrives in chunks: each chunk is appended, by the
 bulk path, to a temporary heap table without a key (no index to maintain, no conflict to
-resolve per chunk); once the whole file is there, one ``INSERT ... SELECT ... GROUP BY
-station_id, obs_date`` folds it into the keyed staging table, the largest value of each column
-winning (a day whose elements fall in two chunks becomes one row: a missing value is NULL),
+resolve per chunk); once the whole file is there, one statement (a ``GROUP BY station_id,
+obs_date`` on SQLite, an ordered ``INSERT ... ON DUPLICATE KEY UPDATE`` on MySQL) folds it
+into the keyed staging table, the largest value of each column winning (a day whose elements
+fall in two chunks becomes one row: a missing value is NULL),
 and the comparison and upsert run once. Memory stays that of one chunk; reloading a file that
 barely changed writes only its changed rows.
 

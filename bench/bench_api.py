@@ -44,6 +44,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
+from bench_run import calibration_s
 from wxhub.api.pagination import Cursor, encode_cursor
 from wxhub.api.server import DEFAULT_THREADS, KEEPALIVE_S, default_workers
 from wxhub.db.schema import weather_observations as obs
@@ -319,14 +320,6 @@ def offset_alternative(database_url: str) -> list[tuple[str, float]]:
         results.append(("COUNT(*) + OFFSET, page 17,000", median_ms(lambda: page(1_699_900))))
     engine.dispose()
     return results
-
-
-def calibration_s() -> float:
-    """Seconds for 10 million empty loop turns: this host's speed varies by 2x over a day."""
-    started = time.perf_counter()
-    for _ in range(10_000_000):
-        pass
-    return time.perf_counter() - started
 
 
 class Distinct:

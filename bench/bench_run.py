@@ -11,6 +11,7 @@ go to stdout as a Markdown table; docs/benchmarks.md records them with the machi
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -21,13 +22,15 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data" / "wx_data"
@@ -111,22 +114,34 @@ def sqlite_url() -> tuple[str, Callable[[], None]]:
     return f"sqlite:///{path}", cleanup
 
 
+@contextmanager
+def fresh_mysql_database(server_url: str | URL) -> Iterator[str]:
+    """A new, empty database on the server for one measurement, dropped afterwards."""
+    server = make_url(server_url)
+    name = f"wxhub_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+
 def mysql_url_factory(server: str) -> Factory:
     def make() -> tuple[str, Callable[[], None]]:
-        name = f"wxhub_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(server)
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE DATABASE {name}"))
-
-        def cleanup() -> None:
-            with admin.begin() as conn:
-                conn.execute(text(f"DROP DATABASE {name}"))
-            admin.dispose()
-
-        url = make_url(server).set(database=name)
-        return url.render_as_string(hide_password=False), cleanup
+        database = fresh_mysql_database(server)
+        return database.__enter__(), lambda: database.__exit__(None, None, None)
 
     return make
+
+
+def get_json(url: str) -> dict:
+    """The JSON body of a GET on the local server under test."""
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310  (loopback)  # nosec B310
+        return json.loads(response.read())
 
 
 def calibration_s() -> float:

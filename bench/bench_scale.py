@@ -54,7 +54,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -72,7 +71,15 @@ from bench_api import (
     wrk,
     wxhub_server,
 )
-from bench_run import WXHUB, Sample, _tree_rss_kb, calibration_s, machine, measure
+from bench_run import (
+    WXHUB,
+    Sample,
+    _tree_rss_kb,
+    calibration_s,
+    fresh_mysql_database,
+    machine,
+    measure,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 BASE_STATIONS = 167  # the stations of data/wx_data: 1x
@@ -178,20 +185,6 @@ def nightly_files(root: Path, stations: int, seed: int, day: int) -> tuple[Path,
 
 
 # --- The database --------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def fresh_database(server: URL) -> Iterator[str]:
-    name = f"wxhub_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-        admin.dispose()
 
 
 @contextlib.contextmanager
@@ -336,7 +329,7 @@ def bench_factor(server: URL, factor: float, options: argparse.Namespace) -> Res
     result = Result(factor, stations=station_count(factor))
     folder = by_station_files(options.data_dir, result.stations, options.seed, options.jobs)
     night0, night1 = nightly_files(options.data_dir, result.stations, options.seed, options.day)
-    with fresh_database(server) as url, tempfile.TemporaryDirectory() as scratch:
+    with fresh_mysql_database(server) as url, tempfile.TemporaryDirectory() as scratch:
         env = {**os.environ, "DATABASE_URL": url, "WXHUB_LOG_FORMAT": "json"}
         measure([*WXHUB, "migrate"], env)
         with cpu_use() as result.ingest_cpu:
@@ -369,7 +362,7 @@ class ShardRun:
 def bench_shards(server: URL, factor: float, shards: int, options: argparse.Namespace) -> ShardRun:
     """``shards`` ingest processes side by side into one fresh database."""
     folder = by_station_files(options.data_dir, station_count(factor), options.seed, options.jobs)
-    with fresh_database(server) as url:
+    with fresh_mysql_database(server) as url:
         env = {**os.environ, "DATABASE_URL": url, "WXHUB_LOG_FORMAT": "json"}
         measure([*WXHUB, "migrate"], env)
         with cpu_use() as cpu:

@@ -39,17 +39,13 @@ import tempfile
 import threading
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
-from bench_api import free_port, get_json
-from bench_run import calibration_s, machine
+from bench_api import free_port
+from bench_run import calibration_s, fresh_mysql_database, get_json, machine
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data" / "wx_data"
@@ -291,21 +287,6 @@ def error_count(traffic: Traffic) -> int:
 def load(database_url: str) -> None:
     env = {**os.environ, "DATABASE_URL": database_url, "WXHUB_LOG_FORMAT": "json"}
     subprocess.run([*WXHUB, "run", str(DATA)], env=env, stdout=subprocess.DEVNULL, check=True)
-
-
-@contextmanager
-def fresh_mysql_database(server_url: str) -> Iterator[str]:
-    server = make_url(server_url)
-    name = f"wxhub_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP DATABASE {name}"))
-        admin.dispose()
 
 
 def memory_report(memory: Memory, max_growth: float) -> tuple[list[str], bool]:

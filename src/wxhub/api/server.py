@@ -6,6 +6,7 @@ fork; nothing that holds a connection is ever shared between processes.
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,13 @@ class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type 
 
     def load(self) -> Flask:
         configure_logging(self.settings)
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        # The app's own objects (routes, models, compiled statements) live as long as the
+        # worker: frozen, the collector's full passes, which a request's hundreds of new
+        # objects trigger, no longer walk them. -0.03 to -0.05 ms a request (benchmarks.md).
+        gc.collect()
+        gc.freeze()
+        return app
 
 
 def serve(

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 from sqlalchemy import Connection, Integer, Select, bindparam, func, select
@@ -25,7 +25,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from wxhub.api.caching import VersionedCache, cached_answer, with_cache_headers
 from wxhub.api.db import connection
 from wxhub.api.errors import ProblemError
-from wxhub.api.listing import Listing, PageRequest, select_seek
+from wxhub.api.listing import Listing, PageRequest, json_response, select_seek
 from wxhub.api.pagination import Key, beyond
 from wxhub.api.reads import Statements, iso, number, run
 from wxhub.api.schemas import Problem, StationDetail, StationPage, StationPath, StationsQuery
@@ -276,4 +276,4 @@ def get_station(path: StationPath) -> Response:
     item["country"] = fields["country_code"]
     for name in ("gsn_flag", "hcn_crn_flag", "wmo_id"):
         item[name] = fields[name]
-    return with_cache_headers(jsonify(item), "json")
+    return with_cache_headers(json_response(item), "json")

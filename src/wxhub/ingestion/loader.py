@@ -4,9 +4,12 @@ The database's primary key, not a check-then-insert, is what keeps a station-day
 
 * a file of one station the table has never seen is copied straight in with the backend's
   own bulk path;
-* otherwise the file goes to a temporary staging table first, one set-based query counts what
-  is new, changed and unchanged, the station-years that change are queued for aggregation, and
-  a dialect upsert (``ON CONFLICT`` / ``ON DUPLICATE KEY``) writes only the new and changed rows.
+* otherwise the file goes to a temporary staging table first; one set-based pass, the only
+  one that joins it to the table, copies the rows that are new or different into a second
+  temporary table, and the counts (new, changed, unchanged), the queue of station-years to
+  aggregate and a dialect upsert (``ON CONFLICT`` / ``ON DUPLICATE KEY``) read that one alone.
+  A night's by-year file holds the year so far and changes one day of it: its other days are
+  looked up in the table's key once, not once per step.
 
 A big file (a GHCN-Daily by-year file) arrives in chunks: each chunk is appended, by the
 bulk path, to a temporary heap table without a key (no index to maintain, no conflict to
@@ -50,6 +53,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
 )
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.exc import DBAPIError
@@ -84,6 +88,17 @@ _heap = Table(
     prefixes=["TEMPORARY"],
 )
 
+# The staged rows that change the table, and whether each is new (1) or replaces a row (0).
+_changes = Table(
+    "wxhub_staging_changes",
+    MetaData(),
+    Column("station_id", StationId, primary_key=True),
+    Column("obs_date", Date, primary_key=True),
+    *(Column(name, SmallInteger) for name in VALUE_COLUMNS),
+    Column("is_new", SmallInteger, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
 
 @dataclass(frozen=True)
 class LoadCounts:
@@ -105,6 +120,7 @@ class Loader:
         with conn.begin():
             # A pooled connection may keep it from an earlier run; its rows are cleared per use.
             create_temporary_table(conn, _staging)
+            create_temporary_table(conn, _changes)
 
     def load(self, parsed: ParsedFile) -> LoadCounts:
         """Write the file's rows; returns how many were inserted, updated and unchanged."""
@@ -151,11 +167,28 @@ class Loader:
         drop_temporary_table(self.conn, _heap)
 
     def _apply_staged(self) -> LoadCounts:
-        counts = self._compare_with_staging()
-        if counts.inserted or counts.updated:
+        """Write what the staged file changes: the one join with the table collects the
+        changes; the counts, the queue and the upsert then read only those."""
+        self.conn.execute(_changes.delete())
+        is_new = case((obs.c.station_id.is_(None), 1), else_=0)
+        changed = (
+            select(*(_staging.c[n] for n in _COLUMNS), is_new)
+            .select_from(self._joined())
+            .where(or_(obs.c.station_id.is_(None), ~self._same_values()))
+        )
+        self.conn.execute(_changes.insert().from_select([*_COLUMNS, "is_new"], changed))
+        staged = self.conn.execute(select(func.count()).select_from(_staging)).scalar_one()
+        changes, inserted = self.conn.execute(
+            select(func.count(), func.coalesce(func.sum(_changes.c.is_new), 0))
+        ).one()
+        if changes:
             self._queue_changed_years()
             self._upsert_changed()
-        return counts
+        return LoadCounts(
+            inserted=int(inserted),
+            updated=int(changes) - int(inserted),
+            unchanged=int(staged) - int(changes),
+        )
 
     def bulk_copy(self, parsed: ParsedFile, target: Table) -> None:
         """Insert every row of ``parsed`` into ``target`` (no conflict expected)."""
@@ -187,29 +220,11 @@ class Loader:
             [_staging.c[n] for n in VALUE_COLUMNS], [obs.c[n] for n in VALUE_COLUMNS]
         )
 
-    def _changed(self) -> Any:
-        return or_(obs.c.station_id.is_(None), ~self._same_values())
-
-    def _compare_with_staging(self) -> LoadCounts:
-        is_new = obs.c.station_id.is_(None)
-        is_same = and_(obs.c.station_id.is_not(None), self._same_values())
-        query = select(
-            func.count(),
-            func.coalesce(func.sum(case((is_new, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((is_same, 1), else_=0)), 0),
-        ).select_from(self._joined())
-        total, inserted, unchanged = self.conn.execute(query).one()
-        return LoadCounts(
-            inserted=int(inserted),
-            updated=int(total) - int(inserted) - int(unchanged),
-            unchanged=int(unchanged),
-        )
-
     def _queue_changed_years(self) -> None:
+        # WHERE true: SQLite needs a WHERE in an upsert's SELECT (else its ON is ambiguous).
         years = (
-            select(_staging.c.station_id, extract("year", _staging.c.obs_date))
-            .select_from(self._joined())
-            .where(self._changed())
+            select(_changes.c.station_id, extract("year", _changes.c.obs_date))
+            .where(true())
             .distinct()
         )
         stmt = upsert(self.conn, aggregation_pending, update_columns=()).from_select(
@@ -218,13 +233,8 @@ class Loader:
         self.conn.execute(stmt)
 
     def _upsert_changed(self) -> None:
-        columns = ["station_id", "obs_date", *VALUE_COLUMNS]
-        changed = (
-            select(*(_staging.c[n] for n in columns))
-            .select_from(self._joined())
-            .where(self._changed())
-        )
-        stmt = upsert(self.conn, obs, update_columns=VALUE_COLUMNS).from_select(columns, changed)
+        changed = select(*(_changes.c[n] for n in _COLUMNS)).where(true())
+        stmt = upsert(self.conn, obs, update_columns=VALUE_COLUMNS).from_select(_COLUMNS, changed)
         self.conn.execute(stmt)
 
 

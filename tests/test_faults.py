@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.engine import URL
 
 from tests.conftest import throwaway_mysql_database
+from tests.ghcn_files import bench_generator
 from tests.ingestion.test_ingest import copy_real_files, snapshot
 from tests.tcp_proxy import TcpProxy, proxy_to
 from wxhub.db import migrate
@@ -514,3 +516,112 @@ def test_shards_running_side_by_side_give_the_tables_of_one_clean_run(
     with Backend(engine.dialect.name, tmp_path).fresh() as clean_url:
         assert run_to_end(folder, clean_url).returncode == EXIT_OK
         assert snapshot(engine) == snapshot_of(clean_url)  # statistics and an empty queue too
+
+
+# ---- killed inside a big file's set-based steps (MariaDB) ---------------------------------
+
+# The job, with a by-year file counted as big (streamed in chunks through the heap table) from
+# 64 KB on, so a file of a few MB takes the path a gigabyte one takes.
+SMALL_CHUNKS_JOB = (
+    "import sys, wxhub.ingestion.main as m\n"
+    "m.MAX_FILE_BYTES, m.CHUNK_BYTES = 64 * 1024, 256 * 1024\n"
+    "from wxhub.cli import run\n"
+    "run.main(args=sys.argv[1:], prog_name='wxhub run')\n"
+)
+NIGHT_STATIONS = 300
+NIGHTS = (150, 151)
+
+
+@pytest.fixture(scope="module")
+def year_so_far(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    """The by-year file of 2014 as it stands on each night of ``NIGHTS`` (the night before's
+    lines and one more day for every station: 45,000 station-days, 8 MB), made once."""
+    made = tmp_path_factory.mktemp("year-so-far")
+    files = {}
+    for night in NIGHTS:
+        files[night] = made / f"day{night}" / "2014.csv"
+        bench_generator().synthetic_by_year(
+            files[night], year=2014, stations=NIGHT_STATIONS, seed=13, last_day=night
+        )
+    return files
+
+
+def night_folder(folder: Path, year_so_far: dict[int, Path], night: int) -> Path:
+    """``folder`` holding that night's file under its one name, as NOAA's bucket does."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(year_so_far[night], folder / "2014.csv")
+    return folder
+
+
+def run_small_chunks(folder: Path, url: URL) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", SMALL_CHUNKS_JOB, str(folder)],
+        env=job_env(url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def run_small_chunks_to_end(folder: Path, url: URL) -> None:
+    process = run_small_chunks(folder, url)
+    output, _ = process.communicate(timeout=JOB_TIMEOUT_S)
+    assert process.returncode == EXIT_OK, output[-2000:]
+
+
+def wait_for_statement(url: URL, process: subprocess.Popen[str], *fragments: str) -> bool:
+    """Watch the server's process list until a statement on ``url``'s database holding every
+    fragment runs (True), or the job ends first (False)."""
+    watcher = make_engine(url)
+    query = text(
+        "SELECT info FROM information_schema.processlist WHERE db = :db AND info IS NOT NULL"
+    )
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    try:
+        with watcher.connect() as conn:
+            while process.poll() is None and time.monotonic() < deadline:
+                for (info,) in conn.execute(query, {"db": url.database}):
+                    if all(f in info for f in fragments):
+                        return True
+        return False
+    finally:
+        watcher.dispose()
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize(
+    ("step", "fragments"),
+    [
+        # The heap's chunks folded into one row per station-day (ordered ON DUPLICATE KEY).
+        ("the fold", ("INSERT INTO wxhub_staging_observations", "wxhub_staging_heap")),
+        # The one join of the staged days with the table, keeping the changes.
+        ("the join", ("INSERT INTO wxhub_staging_changes", "weather_observations")),
+    ],
+)
+def test_a_night_killed_inside_a_big_files_set_based_step_then_rerun_equals_one_clean_night(
+    mysql_database: URL,
+    tmp_path: Path,
+    year_so_far: dict[int, Path],
+    step: str,
+    fragments: tuple[str, ...],
+):
+    with throwaway_mysql_database() as clean_url:
+        for night in NIGHTS:
+            run_small_chunks_to_end(night_folder(tmp_path / "clean", year_so_far, night), clean_url)
+        clean = snapshot_of(clean_url)
+
+    url, folder = mysql_database, tmp_path / "in"
+    run_small_chunks_to_end(night_folder(folder, year_so_far, NIGHTS[0]), url)
+    before = snapshot_of(url)
+
+    night = run_small_chunks(night_folder(folder, year_so_far, NIGHTS[1]), url)
+    seen = wait_for_statement(url, night, *fragments)
+    night.send_signal(signal.SIGKILL)
+    output, _ = night.communicate(timeout=JOB_TIMEOUT_S)
+    assert seen, f"the night ended before {step} was seen: {output[-2000:]}"
+    assert night.returncode == -signal.SIGKILL
+
+    # Nothing of the killed night is left: the file's transaction went with its connection.
+    assert snapshot_of(url) == before
+    run_small_chunks_to_end(folder, url)
+    assert snapshot_of(url) == clean, f"killed in {step}"

@@ -7,11 +7,9 @@ here from NOAA's published format (tests/ghcn_files.py, bench/gen_ghcn.py), neve
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import random
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -24,8 +22,15 @@ from click.testing import Result
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.engine import URL
 
-from tests.conftest import DATA_DIR, REPO_ROOT, throwaway_mysql_database, write_station
-from tests.ghcn_files import csv_line, dly_line, stations_line, write_csv, write_dly
+from tests.conftest import DATA_DIR, throwaway_mysql_database, write_station
+from tests.ghcn_files import (
+    bench_generator,
+    csv_line,
+    dly_line,
+    stations_line,
+    write_csv,
+    write_dly,
+)
 from tests.ingestion.test_ingest import last_run, observations, snapshot
 from wxhub.db import migrate
 from wxhub.db.engine import make_engine
@@ -92,14 +97,7 @@ def ledger_rows(engine: Engine) -> list[tuple[object, ...]]:
 
 @pytest.fixture(scope="module")
 def gen() -> ModuleType:
-    """bench/gen_ghcn.py as a module (bench/ is a folder of scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location("gen_ghcn", REPO_ROOT / "bench" / "gen_ghcn.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return bench_generator()
 
 
 # ---- the same data as wx_data, in NOAA's formats -------------------------------------------

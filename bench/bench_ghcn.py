@@ -22,24 +22,22 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from sqlalchemy import create_engine, select, text
 
+import gen_ghcn
 from bench_run import (
     DATA,
     REPO,
@@ -95,16 +93,6 @@ def run_job(args: list[str], url: str) -> Run:
     return Run(elapsed, peak / 1024, summary)
 
 
-def load_gen() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_ghcn", REPO / "bench" / "gen_ghcn.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @dataclass
 class Inputs:
     by_station: Path
@@ -116,7 +104,7 @@ class Inputs:
 
 def prepare(work: Path) -> Inputs:
     """The input files, generated once into ``work`` (deterministic, seed 1)."""
-    gen = load_gen()
+    gen = gen_ghcn
     by_station = work / "csv.gz-by-station"
     if not (by_station / "manifest.json").exists():
         shutil.rmtree(by_station, ignore_errors=True)
@@ -146,8 +134,8 @@ def prepare(work: Path) -> Inputs:
         gen.synthetic_by_year(by_year, year=BY_YEAR, stations=BY_YEAR_STATIONS, seed=1, gz=True)
         gen.changed_copy(by_year, changed, changes=CHANGES, seed=1)
     with gzip.open(by_year, "rb") as stream:
-        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: stream.read(1 << 20), b""))
-    return Inputs(by_station, wx, by_year_dir, changed_dir, lines)
+        count = sum(chunk.count(b"\n") for chunk in iter(lambda: stream.read(1 << 20), b""))
+    return Inputs(by_station, wx, by_year_dir, changed_dir, count)
 
 
 def read_only(path: Path) -> float:

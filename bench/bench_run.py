@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
@@ -133,12 +134,16 @@ def fresh_mysql_database(server_url: str | URL) -> Iterator[str]:
 def mysql_url_factory(server: str) -> Factory:
     def make() -> tuple[str, Callable[[], None]]:
         database = fresh_mysql_database(server)
-        return database.__enter__(), lambda: database.__exit__(None, None, None)
+
+        def cleanup() -> None:
+            database.__exit__(None, None, None)
+
+        return database.__enter__(), cleanup
 
     return make
 
 
-def get_json(url: str) -> dict:
+def get_json(url: str) -> Any:
     """The JSON body of a GET on the local server under test."""
     with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310  (loopback)  # nosec B310
         return json.loads(response.read())

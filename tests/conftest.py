@@ -9,12 +9,15 @@ on SQLite alone.
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import logging
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from click.testing import CliRunner, Result
@@ -169,3 +172,15 @@ def wxhub_in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., 
         if handler not in handlers:
             root.removeHandler(handler)
     root.setLevel(level)
+
+
+def bench_module(name: str) -> ModuleType:
+    """A script of bench/ as a module (bench/ is a folder of scripts, not a package): the
+    generators of synthetic data, for their own tests and for tests that need real-size files."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "bench" / f"{name}.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module

@@ -15,11 +15,8 @@ given, so a test can build exactly the malformed file it needs to see rejected.
 from __future__ import annotations
 
 import gzip
-import importlib.util
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import ModuleType
 
 CSV_FIELDS = ("ID", "DATE", "ELEMENT", "DATA_VALUE", "M_FLAG", "Q_FLAG", "S_FLAG", "OBS_TIME")
 CSV_HEADER = ",".join(CSV_FIELDS)
@@ -137,16 +134,3 @@ def stations_line(  # noqa: PLR0917  (the fields of the line, in their order)
 def stations_file(lines: list[str], *, newline: str = "\n") -> bytes:
     """The bytes of a station list of ``lines``, each ending with ``newline``."""
     return "".join(line + newline for line in lines).encode("ascii")
-
-
-def bench_generator() -> ModuleType:
-    """bench/gen_ghcn.py as a module (bench/ is a folder of scripts, not a package): the
-    synthetic GHCN files of the benchmarks, for tests that need a file of real size."""
-    path = Path(__file__).resolve().parent.parent / "bench" / "gen_ghcn.py"
-    spec = importlib.util.spec_from_file_location("gen_ghcn", path)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module

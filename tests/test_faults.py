@@ -25,8 +25,7 @@ import pytest
 from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.engine import URL
 
-from tests.conftest import throwaway_mysql_database
-from tests.ghcn_files import bench_generator
+from tests.conftest import bench_module, throwaway_mysql_database
 from tests.ingestion.test_ingest import copy_real_files, snapshot
 from tests.tcp_proxy import TcpProxy, proxy_to
 from wxhub.db import migrate
@@ -540,7 +539,7 @@ def year_so_far(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     files = {}
     for night in NIGHTS:
         files[night] = made / f"day{night}" / "2014.csv"
-        bench_generator().synthetic_by_year(
+        bench_module("gen_ghcn").synthetic_by_year(
             files[night], year=2014, stations=NIGHT_STATIONS, seed=13, last_day=night
         )
     return files

@@ -14,7 +14,6 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import gzip
-import importlib.util
 import itertools
 import json
 import re
@@ -28,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DATA_DIR, REPO_ROOT
+from tests.conftest import DATA_DIR, REPO_ROOT, bench_module
 
 GENERATOR = REPO_ROOT / "bench" / "gen_ghcn.py"
 SEED = 7
@@ -53,13 +52,7 @@ Values = dict[tuple[str, str, str], tuple[int, str, str, str]]
 @pytest.fixture(scope="module")
 def gen() -> ModuleType:
     """The script as a module (bench/ is a folder of scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location("gen_ghcn", GENERATOR)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("gen_ghcn")
 
 
 @pytest.fixture(scope="module")

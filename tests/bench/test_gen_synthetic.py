@@ -9,16 +9,14 @@ not the sample.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import itertools
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from tests.conftest import DATA_DIR, REPO_ROOT
+from tests.conftest import DATA_DIR, bench_module
 from wxhub.ingestion.formats.wx import parse
 
 SYNTHETIC_STATIONS = 30
@@ -27,14 +25,7 @@ SYNTHETIC_STATIONS = 30
 @pytest.fixture(scope="module")
 def gen() -> ModuleType:
     """The script as a module (bench/ is a folder of scripts, not a package)."""
-    path = REPO_ROOT / "bench" / "gen_synthetic.py"
-    spec = importlib.util.spec_from_file_location("gen_synthetic", path)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("gen_synthetic")
 
 
 @pytest.fixture(scope="module")

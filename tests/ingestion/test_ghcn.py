@@ -22,9 +22,8 @@ from click.testing import Result
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.engine import URL
 
-from tests.conftest import DATA_DIR, throwaway_mysql_database, write_station
+from tests.conftest import DATA_DIR, bench_module, throwaway_mysql_database, write_station
 from tests.ghcn_files import (
-    bench_generator,
     csv_line,
     dly_line,
     stations_line,
@@ -97,7 +96,7 @@ def ledger_rows(engine: Engine) -> list[tuple[object, ...]]:
 
 @pytest.fixture(scope="module")
 def gen() -> ModuleType:
-    return bench_generator()
+    return bench_module("gen_ghcn")
 
 
 # ---- the same data as wx_data, in NOAA's formats -------------------------------------------

@@ -14,19 +14,15 @@ from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
-from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from wxhub_infra.database import (
-    API_USERNAME,
     DATABASE_NAME,
     EXPORTED_LOGS,
-    JOB_USERNAME,
-    MASTER_USERNAME,
     MYSQL_PORT,
+    MysqlDatabase,
 )
 from wxhub_infra.settings import EnvironmentSettings
 
@@ -57,7 +53,7 @@ CLUSTER_PARAMETERS = {
 INSTANCE_PARAMETERS = {"local_infile": "1"}
 
 
-class AuroraDatabase(Construct):
+class AuroraDatabase(MysqlDatabase):
     """The Aurora cluster and the three secrets its users log in with, as :class:`Database`.
 
     ``secret``, ``job_secret`` and ``api_secret`` hold the writer's endpoint as ``host``: the
@@ -78,28 +74,10 @@ class AuroraDatabase(Construct):
     ):
         super().__init__(scope, construct_id)
         self._settings = settings
-        # As the RDS instance's: no outbound rule, MySQL in from the groups allowed only.
-        self.security_group = ec2.SecurityGroup(
-            self,
-            "SecurityGroup",
-            vpc=vpc,
-            description="wxhub database: MySQL from the API and job tasks only",
-            allow_all_outbound=False,
-        )
-        credentials_secret = rds.DatabaseSecret(
-            self, "Credentials", username=MASTER_USERNAME, dbname=DATABASE_NAME
-        )
+        self.security_group = self._security_group(vpc)
+        credentials_secret = self._master_credentials()
         self.cluster_identifier = f"wxhub-{settings.name}"
-        log_groups = [
-            logs.LogGroup(
-                self,
-                f"{kind.capitalize()}Log",
-                log_group_name=f"/aws/rds/cluster/{self.cluster_identifier}/{kind}",
-                retention=settings.log_retention,
-                removal_policy=RemovalPolicy.DESTROY,
-            )
-            for kind in EXPORTED_LOGS
-        ]
+        log_groups = self._log_groups(settings, f"/aws/rds/cluster/{self.cluster_identifier}")
         engine = rds.DatabaseClusterEngine.aurora_mysql(version=AURORA_VERSION)
         self.parameter_group = rds.ParameterGroup(
             self,
@@ -149,15 +127,7 @@ class AuroraDatabase(Construct):
             copy_tags_to_snapshot=True,
             removal_policy=RemovalPolicy.SNAPSHOT,
         )
-        for log_group in log_groups:
-            self.cluster.node.add_dependency(log_group)
-        if self.cluster.secret is None:  # pragma: no cover - from_secret always has one
-            raise RuntimeError("the database credentials have no secret")
-        self.secret: secretsmanager.ISecret = self.cluster.secret
-        if settings.db_secret_rotation:
-            self.cluster.add_rotation_single_user(automatically_after=Duration.days(30))
-        self.job_secret = self._app_user_secret("JobCredentials", JOB_USERNAME)
-        self.api_secret = self._app_user_secret("ApiCredentials", API_USERNAME)
+        self._attach_secrets(self.cluster, settings, log_groups)
         # What the API task gets as DB_READ_HOST: not a secret, an address.
         self.read_host: str | None = self.cluster.cluster_read_endpoint.hostname
         self.reader_scaling: appscaling.ScalableTarget | None = None
@@ -209,17 +179,6 @@ class AuroraDatabase(Construct):
             scale_in_cooldown=READER_SCALE_IN_COOLDOWN,
         )
         return target
-
-    def _app_user_secret(self, construct_id: str, username: str) -> secretsmanager.ISecret:
-        """A generated password for an application user, attached to the cluster so that the
-        secret also carries the writer's host and port, as the master's does."""
-        secret = rds.DatabaseSecret(self, construct_id, username=username, dbname=DATABASE_NAME)
-        return secret.attach(self.cluster)
-
-    def allow_from(self, security_group: ec2.ISecurityGroup, description: str) -> None:
-        """Open MySQL to ``security_group``, and to nothing else (every instance, since the
-        cluster's instances share its security group)."""
-        self.cluster.connections.allow_from(security_group, ec2.Port.tcp(MYSQL_PORT), description)
 
     def watch(self, topic: sns.ITopic) -> list[cloudwatch.Alarm]:
         """Alarms on the cluster, sent to ``topic`` with their recoveries: the writer's CPU,

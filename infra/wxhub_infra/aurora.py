@@ -24,6 +24,7 @@ from wxhub_infra.database import (
     MYSQL_PORT,
     MysqlDatabase,
 )
+from wxhub_infra.monitoring import notifying_alarm
 from wxhub_infra.settings import EnvironmentSettings
 
 # The version a new cluster starts at: Aurora MySQL 3.10, the long-term-support release of
@@ -188,6 +189,7 @@ class AuroraDatabase(MysqlDatabase):
         counterparts (Aurora's storage grows by itself, so no free-storage alarm).
         """
         writer = {"DBClusterIdentifier": self.cluster_identifier, "Role": "WRITER"}
+        action = cloudwatch_actions.SnsAction(topic)
         alarms = [
             self._alarm(
                 "DatabaseCpu",
@@ -195,6 +197,7 @@ class AuroraDatabase(MysqlDatabase):
                 writer,
                 CPU_PERCENT_THRESHOLD,
                 f"database writer CPU above {CPU_PERCENT_THRESHOLD}% for 15 minutes",
+                action=action,
             ),
             self._alarm(
                 "DatabaseReplicaLag",
@@ -202,6 +205,7 @@ class AuroraDatabase(MysqlDatabase):
                 writer,
                 REPLICA_LAG_MS_THRESHOLD,
                 "an Aurora reader more than a minute behind the writer for 15 minutes",
+                action=action,
                 statistic="Maximum",
                 missing=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
@@ -215,12 +219,9 @@ class AuroraDatabase(MysqlDatabase):
                     ACU_PERCENT_THRESHOLD,
                     f"database writer above {ACU_PERCENT_THRESHOLD}% of its maximum capacity "
                     "(db_serverless_max_acu) for 15 minutes",
+                    action=action,
                 )
             )
-        action = cloudwatch_actions.SnsAction(topic)
-        for alarm in alarms:
-            alarm.add_alarm_action(action)
-            alarm.add_ok_action(action)
         return alarms
 
     def _alarm(
@@ -231,6 +232,7 @@ class AuroraDatabase(MysqlDatabase):
         threshold: float,
         description: str,
         *,
+        action: cloudwatch.IAlarmAction,
         statistic: str = "Average",
         missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.BREACHING,
     ) -> cloudwatch.Alarm:
@@ -241,12 +243,14 @@ class AuroraDatabase(MysqlDatabase):
             statistic=statistic,
             period=Duration.minutes(5),
         )
-        return metric.create_alarm(
+        return notifying_alarm(
             self,
             construct_id,
-            alarm_description=description,
+            metric,
+            action=action,
+            description=description,
             threshold=threshold,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=3,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            treat_missing_data=missing,
+            missing_data=missing,
         )

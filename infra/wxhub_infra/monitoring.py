@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
@@ -35,6 +37,42 @@ RDS_FREEABLE_MEMORY_BYTES_THRESHOLD = 64 * 1024**2
 RDS_CPU_CREDIT_BALANCE_THRESHOLD = 20
 
 
+def notifying_alarm(
+    scope: Construct,
+    construct_id: str,
+    metric: cloudwatch.IMetric,
+    *,
+    action: cloudwatch.IAlarmAction,
+    description: str,
+    threshold: float,
+    comparison: cloudwatch.ComparisonOperator,
+    evaluation_periods: int,
+    missing_data: cloudwatch.TreatMissingData,
+    datapoints_to_alarm: int | None = None,
+) -> cloudwatch.Alarm:
+    """An alarm on ``metric`` that sends both its alarm and its recovery to ``action``.
+
+    Every alarm of the app is declared through here (this module's, the Aurora cluster's, the
+    job's state machine's), so each says only what differs: what it watches, when it fires,
+    and whether silence counts as breaching (a metric that is only written when something
+    happens: not breaching; one that must keep coming: breaching).
+    """
+    alarm = cloudwatch.Alarm(
+        scope,
+        construct_id,
+        metric=metric,
+        alarm_description=description,
+        threshold=threshold,
+        comparison_operator=comparison,
+        evaluation_periods=evaluation_periods,
+        datapoints_to_alarm=datapoints_to_alarm,
+        treat_missing_data=missing_data,
+    )
+    alarm.add_alarm_action(action)
+    alarm.add_ok_action(action)
+    return alarm
+
+
 def is_burstable(db_instance_class: str) -> bool:
     """Whether an RDS class runs on CPU credits: the T families (db.t3.micro, db.t4g.small)."""
     return db_instance_class.removeprefix("db.").startswith("t")
@@ -53,7 +91,10 @@ class Monitoring(Construct):
         self.topic = sns.Topic(self, "AlarmTopic", display_name=f"wxhub {settings.name} alarms")
         if settings.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
-        self._alarm_action = cloudwatch_actions.SnsAction(self.topic)
+        # Every alarm of this construct, sent to the topic.
+        self._alarm = functools.partial(
+            notifying_alarm, self, action=cloudwatch_actions.SnsAction(self.topic)
+        )
         # The API's log stream carries gunicorn's access log lines (with RequestLatency);
         # the job's carries ingestion and aggregation, which run in one process (`wxhub run`).
         self.api_logs = self._log_group("ApiLogs", f"/wxhub/{settings.name}/api")
@@ -68,39 +109,6 @@ class Monitoring(Construct):
             # Named groups would block re-creating the stack if they outlived it.
             removal_policy=RemovalPolicy.DESTROY,
         )
-
-    def _alarm(
-        self,
-        construct_id: str,
-        metric: cloudwatch.IMetric,
-        *,
-        description: str,
-        threshold: float,
-        comparison: cloudwatch.ComparisonOperator,
-        evaluation_periods: int,
-        missing_data: cloudwatch.TreatMissingData,
-        datapoints_to_alarm: int | None = None,
-    ) -> cloudwatch.Alarm:
-        """An alarm on ``metric`` that sends both its alarm and its recovery to the topic.
-
-        Every alarm is declared through here, so each says only what differs: what it
-        watches, when it fires, and whether silence counts as breaching (a metric that is only
-        written when something happens: not breaching; one that must keep coming: breaching).
-        """
-        alarm = cloudwatch.Alarm(
-            self,
-            construct_id,
-            metric=metric,
-            alarm_description=description,
-            threshold=threshold,
-            comparison_operator=comparison,
-            evaluation_periods=evaluation_periods,
-            datapoints_to_alarm=datapoints_to_alarm,
-            treat_missing_data=missing_data,
-        )
-        alarm.add_alarm_action(self._alarm_action)
-        alarm.add_ok_action(self._alarm_action)
-        return alarm
 
     def _app_metric(self, name: str, service: str, period: Duration) -> cloudwatch.Metric:
         """The sum of one of wxhub's own metrics (Embedded Metric Format) for ``service``."""

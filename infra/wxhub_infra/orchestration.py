@@ -52,6 +52,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from wxhub_infra.monitoring import notifying_alarm
 from wxhub_infra.settings import EnvironmentSettings
 
 SETTLE_SECONDS = 10
@@ -417,19 +418,17 @@ class Orchestration(Construct):
             label="executions failed, timed out or aborted",
             period=period,
         )
-        alarm = ended_badly.create_alarm(
+        return notifying_alarm(
             self,
             "JobExecutionsFailed",
-            alarm_description=(
+            ended_badly,
+            action=cloudwatch_actions.SnsAction(topic),
+            description=(
                 f"a run of the wxhub {self._settings.name} job (state machine "
                 f"{state_machine_name(self._settings)}) failed, timed out or was aborted"
             ),
             threshold=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        action = cloudwatch_actions.SnsAction(topic)
-        alarm.add_alarm_action(action)
-        alarm.add_ok_action(action)
-        return alarm

@@ -104,12 +104,11 @@ class Inputs:
 
 def prepare(work: Path) -> Inputs:
     """The input files, generated once into ``work`` (deterministic, seed 1)."""
-    gen = gen_ghcn
     by_station = work / "csv.gz-by-station"
     if not (by_station / "manifest.json").exists():
         shutil.rmtree(by_station, ignore_errors=True)
-        gen.wx_to_ghcn(DATA, by_station, layout="csv.gz", seed=1)
-    manifest = gen.Manifest.read(by_station / "manifest.json")
+        gen_ghcn.wx_to_ghcn(DATA, by_station, layout="csv.gz", seed=1)
+    manifest = gen_ghcn.Manifest.read(by_station / "manifest.json")
     wx = work / "wx-without-flagged"
     if not wx.exists():
         flagged = {
@@ -131,8 +130,10 @@ def prepare(work: Path) -> Inputs:
     if not changed.exists():
         by_year_dir.mkdir(exist_ok=True)
         changed_dir.mkdir(exist_ok=True)
-        gen.synthetic_by_year(by_year, year=BY_YEAR, stations=BY_YEAR_STATIONS, seed=1, gz=True)
-        gen.changed_copy(by_year, changed, changes=CHANGES, seed=1)
+        gen_ghcn.synthetic_by_year(
+            by_year, year=BY_YEAR, stations=BY_YEAR_STATIONS, seed=1, gz=True
+        )
+        gen_ghcn.changed_copy(by_year, changed, changes=CHANGES, seed=1)
     with gzip.open(by_year, "rb") as stream:
         count = sum(chunk.count(b"\n") for chunk in iter(lambda: stream.read(1 << 20), b""))
     return Inputs(by_station, wx, by_year_dir, changed_dir, count)

@@ -25,7 +25,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,12 +133,8 @@ def fresh_mysql_database(server_url: str | URL) -> Iterator[str]:
 
 def mysql_url_factory(server: str) -> Factory:
     def make() -> tuple[str, Callable[[], None]]:
-        database = fresh_mysql_database(server)
-
-        def cleanup() -> None:
-            database.__exit__(None, None, None)
-
-        return database.__enter__(), cleanup
+        held = ExitStack()
+        return held.enter_context(fresh_mysql_database(server)), held.close
 
     return make
 

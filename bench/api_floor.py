@@ -1,8 +1,10 @@
 """Where an uncached API request's time goes, in-process (no server, no network): the floor.
 
 For each request type of ``bench_api.py`` (distinct requests, answer cache off), the mean time
-of a WSGI call into wxhub and into the bare endpoint (``bare_api.py``) on the same SQLite file,
-beside two floors that hold whatever wxhub's own code does:
+of a WSGI call into wxhub, into the framework's floor (``floor_api.py``: the bare work behind
+Flask and flask-openapi3's validation of wxhub's parameter models) and into the bare endpoint
+(``bare_api.py``) on the same SQLite file, beside two floors that hold whatever wxhub's own
+code does:
 
 * a plain Flask app answering ``{"a": 1}`` (Flask's own request and response handling);
 * wxhub's ``/healthz`` (the same, plus wxhub's request hooks: request id, access log, security
@@ -86,6 +88,7 @@ def measure(database: Path, options: argparse.Namespace) -> None:
     from flask import Flask  # noqa: PLC0415
 
     import bare_api  # noqa: PLC0415  (reads BARE_DATABASE_URL when imported)
+    import floor_api  # noqa: PLC0415
     from wxhub.api.app import create_app  # noqa: PLC0415
     from wxhub.config import load_settings  # noqa: PLC0415
     from wxhub.observability import configure_logging  # noqa: PLC0415
@@ -111,18 +114,28 @@ def measure(database: Path, options: argparse.Namespace) -> None:
         f"\nIn-process, mean of {options.requests} distinct requests (best of 3 passes), "
         f"answer cache off, calibration {bench_api.calibration_s():.2f} s\n"
     )
-    print("| request | wxhub ms | bare ms | wxhub - bare ms | ratio |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print(
+        "| request | wxhub ms | floor ms | bare ms | wxhub - floor ms | wxhub / floor "
+        "| floor / bare | wxhub / bare |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     plain_ms = mean_ms(plain, ["/x"] * n)
     health_ms = mean_ms(app, ["/healthz"] * n)
-    print(f'| plain Flask, `{{"a": 1}}` (the framework alone) | {plain_ms:.3f} | | | |')
-    print(f"| wxhub `/healthz` (framework + wxhub's hooks, no database) | {health_ms:.3f} | | | |")
+    print(f'| plain Flask, `{{"a": 1}}` (the framework alone) | {plain_ms:.3f} | | | | | | |')
+    print(
+        f"| wxhub `/healthz` (framework + wxhub's hooks, no database) | {health_ms:.3f} "
+        "| | | | | | |"
+    )
     for kind in bench_api.REQUEST_TYPES:
         rng = random.Random(f"floor-{kind.key}")  # noqa: S311  (reproducible)
         pairs = [kind.distinct(rng) for _ in range(n)]
         ours = mean_ms(app, [a for a, _ in pairs])
+        floor = mean_ms(floor_api.app, [b for _, b in pairs])
         bare = mean_ms(bare_api.app, [b for _, b in pairs])
-        print(f"| {kind.name} | {ours:.3f} | {bare:.3f} | {ours - bare:.3f} | {ours / bare:.2f}x |")
+        print(
+            f"| {kind.name} | {ours:.3f} | {floor:.3f} | {bare:.3f} | {ours - floor:.3f} "
+            f"| {ours / floor:.2f}x | {floor / bare:.2f}x | {ours / bare:.2f}x |"
+        )
         if options.profile == kind.key:
             profile = cProfile.Profile()
             profile.enable()

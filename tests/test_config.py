@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -483,6 +485,43 @@ def test_json_formatter_masks_a_password_with_json_escaped_characters(password: 
     line = json_formatter(password).format(record)
 
     assert json.loads(line)["message"] == f"connecting with {MASK}"
+
+
+def test_json_formatter_masks_a_password_beyond_ascii_with_an_escaped_quote() -> None:
+    password = 'p\u00e4"ss'
+    record = make_record("connecting with %s", password, event="db_connect")
+
+    line = json_formatter(password).format(record)
+
+    assert json.loads(line)["message"] == f"connecting with {MASK}"
+
+
+def test_json_formatter_writes_the_time_in_utc_whatever_the_local_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    record = make_record("x", event="x")
+    record.created, record.msecs = 1_700_000_000.25, 250.0  # 2023-11-14 22:13:20.250 UTC
+    monkeypatch.setenv("TZ", "America/Chicago")
+    time.tzset()
+    try:
+        payload = json.loads(json_formatter().format(record))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+    assert payload["time"] == "2023-11-14T22:13:20.250Z"
+
+
+def test_json_formatter_writes_dates_as_text_and_keeps_a_value_orjson_refuses() -> None:
+    record = make_record(
+        "x", event="x", day=dt.date(2024, 2, 29), at=dt.datetime(2024, 2, 29, 1, 2), big=2**70
+    )
+
+    payload = json.loads(json_formatter().format(record))
+
+    assert payload["day"] == "2024-02-29"
+    assert payload["at"] == "2024-02-29 01:02:00"
+    assert payload["big"] == 2**70
 
 
 def test_redacting_formatter_masks_the_password_in_message_and_extras() -> None:

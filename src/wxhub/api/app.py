@@ -32,6 +32,7 @@ from wxhub.observability import Metric, with_metrics
 access_log = logging.getLogger("wxhub.api.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_ENVIRON = "HTTP_X_REQUEST_ID"  # the same header as the WSGI server passes it
 MAX_REQUEST_ID_LENGTH = 128
 # The API answers or says it cannot within this: a dead database must not hang a request.
 API_DB_CONNECT_TIMEOUT_S = 3
@@ -158,39 +159,47 @@ def _api_engine(settings: Settings) -> Engine:
 
 
 def _register_request_id_and_access_log(app: Flask) -> None:
+    # Every request passes here twice: each read of ``request`` or ``g`` through Flask's
+    # proxies costs a context lookup, and a header looked up in ``request.headers`` that is
+    # absent raises (and catches) an exception inside werkzeug, so the hooks read the WSGI
+    # environ and the objects behind the proxies once.
     @app.before_request
     def _start() -> None:
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        incoming = request.environ.get(REQUEST_ID_ENVIRON, "")
         # Keep a caller's id for tracing, unless it is unreasonable to log.
         valid = 0 < len(incoming) <= MAX_REQUEST_ID_LENGTH and incoming.isprintable()
-        g.request_id = incoming if valid else uuid.uuid4().hex
-        g.started = time.perf_counter()
+        context = g._get_current_object()
+        context.request_id = incoming if valid else uuid.uuid4().hex
+        context.started = time.perf_counter()
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        request_id = g.get("request_id") or uuid.uuid4().hex
+        context = g._get_current_object()
+        current = request._get_current_object()  # type: ignore[attr-defined]
+        request_id = getattr(context, "request_id", None) or uuid.uuid4().hex
         response.headers[REQUEST_ID_HEADER] = request_id
-        started = g.get("started")
-        duration_ms = (time.perf_counter() - started) * 1000 if started else None
+        started = getattr(context, "started", None)
+        duration_ms = None if started is None else round((time.perf_counter() - started) * 1000, 2)
         latency = (
-            with_metrics("api", Metric("RequestLatency", round(duration_ms, 2), "Milliseconds"))
+            with_metrics("api", Metric("RequestLatency", duration_ms, "Milliseconds"))
             if duration_ms is not None
             else {}
         )
+        method, path, status = current.method, current.path, response.status_code
         access_log.info(
             "%s %s %s",
-            request.method,
-            request.path,
-            response.status_code,
+            method,
+            path,
+            status,
             extra={
                 "event": "access",
-                "method": request.method,
-                "path": request.path,
-                "query": request.query_string.decode("latin-1")[:1000],
-                "status": response.status_code,
-                "duration_ms": None if duration_ms is None else round(duration_ms, 2),
+                "method": method,
+                "path": path,
+                "query": current.query_string.decode("latin-1")[:1000],
+                "status": status,
+                "duration_ms": duration_ms,
                 "request_id": request_id,
-                "remote_addr": request.remote_addr,
+                "remote_addr": current.remote_addr,
                 **latency,
             },
         )

@@ -59,14 +59,23 @@ def with_cache_headers(response: Response, representation: str) -> Response:
     """ETag, Cache-Control and Vary on a data response; a complete (not streamed) 200 is
     also kept for the next request that asks the same of the same data version."""
     etag = current_etag(representation)
-    response.set_etag(etag)
-    response.headers["Cache-Control"] = CACHE_CONTROL
-    response.vary.add("Accept")
+    headers = response.headers
+    # Written directly rather than through ``set_etag`` and ``vary``: this runs on every
+    # data answer, and asking werkzeug's Headers for an absent name raises and catches an
+    # HTTP exception inside it. The ETag is hex, so quoting it is the two quotes.
+    present = {name.lower(): value for name, value in headers}
+    headers["ETag"] = f'"{etag}"'
+    headers["Cache-Control"] = CACHE_CONTROL
+    if "vary" in present:
+        response.vary.add("Accept")
+    else:
+        headers["Vary"] = "Accept"
     cache = response_cache()
     if cache.max_bytes and response.status_code == 200 and not response.is_streamed:
-        headers = response.headers
-        kept = [(name, headers[name]) for name in _KEPT_HEADERS if name in headers]
-        cache.put(etag, StoredResponse(response.get_data(), response.mimetype or "", tuple(kept)))
+        kept = tuple(
+            (name, present[name.lower()]) for name in _KEPT_HEADERS if name.lower() in present
+        )
+        cache.put(etag, StoredResponse(response.get_data(), response.mimetype or "", kept))
     return response
 
 

@@ -250,8 +250,11 @@ def wxhub_server(database_url: str, workers: int, threads: int, cache_mb: int) -
     return serving(args, env, "/readyz", port)  # type: ignore[return-value]
 
 
-def bare_server(database_url: str, workers: int, threads: int) -> ExitStack:
-    """The reference endpoints under the options ``wxhub serve`` gives gunicorn."""
+def bare_server(
+    database_url: str, workers: int, threads: int, module: str = "bare_api"
+) -> ExitStack:
+    """The reference endpoints (``bare_api``, or the framework's floor ``floor_api``) under
+    the options ``wxhub serve`` gives gunicorn."""
     port = free_port()
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
@@ -261,7 +264,7 @@ def bare_server(database_url: str, workers: int, threads: int) -> ExitStack:
         bare_url = f"mysql://{login}@{url.host}:{url.port or 3306}/{url.database}"
     args = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers"]
     args += [str(workers), "--worker-class", "gthread", "--threads", str(threads)]
-    args += ["--keep-alive", str(KEEPALIVE_S), "--chdir", str(REPO / "bench"), "bare_api:app"]
+    args += ["--keep-alive", str(KEEPALIVE_S), "--chdir", str(REPO / "bench"), f"{module}:app"]
     env = {**os.environ, "BARE_DATABASE_URL": bare_url}
     return serving(args, env, "/bare/stations?page_size=1", port)  # type: ignore[return-value]
 
@@ -340,32 +343,32 @@ class Distinct:
 
 
 def measure(
-    wxhub_base: str,
-    bare_base: str,
+    bases: dict[str, str],
     kind: RequestType,
     *,
     mode: str,
     options: argparse.Namespace,
     distinct: Distinct,
-) -> tuple[list[Figures], list[Figures]]:
-    """Each repeat: wxhub and bare at c=1, then both at c=16, interleaved so that a drift of
-    the machine touches both sides alike."""
-    ours: list[Figures] = []
-    bare: list[Figures] = []
+) -> dict[str, list[Figures]]:
+    """Each repeat: every server (wxhub, the bare endpoint, the framework's floor when
+    served) at c=1, then each at c=16, interleaved so that a drift of the machine touches
+    all sides alike. The floor answers the bare endpoint's paths."""
+    figures: dict[str, list[Figures]] = {side: [] for side in bases}
     for _ in range(options.repeats):
-        pair: dict[str, list[Figures]] = {"ours": [], "bare": []}
+        runs: dict[str, list[Figures]] = {side: [] for side in bases}
         for connections in (1, 16):
             if mode == "distinct":
                 ours_paths, bare_paths = distinct.files(kind)
-                targets = [(wxhub_base + "/", ours_paths), (bare_base + "/", bare_paths)]
+                targets = {side: (base + "/", bare_paths) for side, base in bases.items()}
+                targets["ours"] = (bases["ours"] + "/", ours_paths)
             else:
-                targets = [(wxhub_base + kind.cached[0], None), (bare_base + kind.cached[1], None)]
-            for side, (url, paths) in zip(("ours", "bare"), targets, strict=True):
-                pair[side].append(wrk(url, connections, options.seconds, paths))
-        for side, out in (("ours", ours), ("bare", bare)):
-            c1, c16 = pair[side]
-            out.append(Figures(c1.p50, c1.p99, c16.rate))
-    return ours, bare
+                targets = {side: (base + kind.cached[1], None) for side, base in bases.items()}
+                targets["ours"] = (bases["ours"] + kind.cached[0], None)
+            for side, (url, paths) in targets.items():
+                runs[side].append(wrk(url, connections, options.seconds, paths))
+        for side, (c1, c16) in runs.items():
+            figures[side].append(Figures(c1.p50, c1.p99, c16.rate))
+    return figures
 
 
 def spread(values: list[float]) -> str:
@@ -377,7 +380,7 @@ def spread(values: list[float]) -> str:
 def table(
     label: str,
     mode: str,
-    rows: list[tuple[RequestType, list[Figures], list[Figures]]],
+    rows: list[tuple[RequestType, dict[str, list[Figures]]]],
     config: str,
     options: argparse.Namespace,
 ) -> None:
@@ -395,13 +398,16 @@ def table(
         "| wxhub req/s (c=16) | bare req/s | req/s ratio |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for kind, ours, bare in rows:
+    medians = []
+    for kind, figures in rows:
         med = {
             side: {
                 f: statistics.median(getattr(x, f) for x in figs) for f in ("p50", "p99", "rate")
             }
-            for side, figs in (("ours", ours), ("bare", bare))
+            for side, figs in figures.items()
         }
+        medians.append((kind, figures, med))
+        ours, bare = figures["ours"], figures["bare"]
         print(
             f"| {kind.name} "
             f"| {med['ours']['p50']:.2f} ±{spread([x.p50 for x in ours])} "
@@ -411,6 +417,26 @@ def table(
             f"| {med['ours']['rate']:.0f} ±{spread([x.rate for x in ours])} "
             f"| {med['bare']['rate']:.0f} ±{spread([x.rate for x in bare])} "
             f"| **{med['ours']['rate'] / med['bare']['rate']:.2f}x** |"
+        )
+    if not any("floor" in figures for _, figures in rows):
+        return
+    print(
+        f"\n#### {label}, {mode}: against the framework's floor (floor_api.py: the bare work "
+        "behind Flask and flask-openapi3 validating wxhub's parameter models)\n"
+    )
+    print(
+        "| request | floor p50 ms | wxhub / floor p50 | floor / bare p50 | floor req/s (c=16) "
+        "| wxhub / floor req/s | floor / bare req/s |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for kind, figures, med in medians:
+        ours, floor, bare = med["ours"], med["floor"], med["bare"]
+        print(
+            f"| {kind.name} "
+            f"| {floor['p50']:.2f} ±{spread([x.p50 for x in figures['floor']])} "
+            f"| **{ours['p50'] / floor['p50']:.2f}x** | {floor['p50'] / bare['p50']:.2f}x "
+            f"| {floor['rate']:.0f} ±{spread([x.rate for x in figures['floor']])} "
+            f"| **{ours['rate'] / floor['rate']:.2f}x** | {floor['rate'] / bare['rate']:.2f}x |"
         )
 
 
@@ -423,21 +449,21 @@ def bench_backend(label: str, database_url: str, options: argparse.Namespace) ->
             config = f"{workers} workers x {threads} threads, keep-alive {KEEPALIVE_S} s"
             for mode in options.modes:
                 cache_mb = 32 if mode == "cached" else 0
-                with (
-                    wxhub_server(database_url, workers, threads, cache_mb) as ours_base,
-                    bare_server(database_url, workers, threads) as bare_base,
-                ):
+                with ExitStack() as servers:
+                    bases = {
+                        "ours": servers.enter_context(
+                            wxhub_server(database_url, workers, threads, cache_mb)
+                        ),
+                        "bare": servers.enter_context(bare_server(database_url, workers, threads)),
+                    }
+                    if mode == "distinct" and not options.no_floor:
+                        bases["floor"] = servers.enter_context(
+                            bare_server(database_url, workers, threads, "floor_api")
+                        )
                     rows = [
                         (
                             kind,
-                            *measure(
-                                ours_base,
-                                bare_base,
-                                kind,
-                                mode=mode,
-                                options=options,
-                                distinct=distinct,
-                            ),
+                            measure(bases, kind, mode=mode, options=options, distinct=distinct),
                         )
                         for kind in kinds
                     ]
@@ -475,6 +501,9 @@ def main() -> None:
     parser.add_argument("--modes", default="distinct,cached", type=lambda v: v.split(","))
     parser.add_argument("--only", default=None, type=lambda v: v.split(","))
     parser.add_argument("--no-offset", action="store_true", help="skip the OFFSET SQL timing")
+    parser.add_argument(
+        "--no-floor", action="store_true", help="distinct mode without the framework's floor"
+    )
     parser.add_argument(
         "--mysql-url",
         default=os.environ.get("WXHUB_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/"),

@@ -279,7 +279,17 @@ class Figures:
 def wrk(url: str, connections: int, seconds: int, paths: Path | None) -> Figures:
     """(p50 ms, p99 ms, requests/s) for ``url``, or for each path of ``paths`` once."""
     threads = min(connections, 2)
-    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    # The OFFSET references take a second a page on a slow host at 16 connections: wrk's
+    # default 2 s timeout would count them as errors rather than measure them.
+    args = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "--timeout",
+        "30s",
+    ]
     if paths is not None:
         script = paths.with_suffix(".lua")
         script.write_text(WRK_SCRIPT)

@@ -41,6 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_api
+from bench_run import calibration_s
 
 WSGI = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -198,7 +199,7 @@ def measure(database: Path, options: argparse.Namespace) -> None:
     n = options.requests + 200
     print(
         f"\nIn-process, mean of {options.requests} distinct requests (best of 3 passes), "
-        f"answer cache off, calibration {bench_api.calibration_s():.2f} s\n"
+        f"answer cache off, calibration {calibration_s():.2f} s\n"
     )
     print(
         "| request | wxhub ms | floor ms | bare ms | wxhub - floor ms | wxhub / floor "

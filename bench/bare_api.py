@@ -99,6 +99,7 @@ def year(q: dict[str, str]) -> list[dict[str, Any]]:
 def after(q: dict[str, str]) -> list[dict[str, Any]]:
     """The page after a key (a ``next`` link), across stations: a row-value comparison on
     SQLite (one index range); MySQL ranges the spelled-out disjunction, not row values."""
+    params: tuple[int, ...]
     if _MYSQL:
         where, params = "station_id > ? OR (station_id = ? AND obs_date > ?)", (1, 1, 2)
     else:

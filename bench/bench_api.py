@@ -37,7 +37,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -237,7 +237,9 @@ def serving(args: list[str], env: dict[str, str], ready_path: str, port: int) ->
         process.wait(timeout=30)
 
 
-def wxhub_server(database_url: str, workers: int, threads: int, cache_mb: int) -> ExitStack:
+def wxhub_server(
+    database_url: str, workers: int, threads: int, cache_mb: int
+) -> AbstractContextManager[str]:
     port = free_port()
     env = {
         **os.environ,
@@ -247,12 +249,12 @@ def wxhub_server(database_url: str, workers: int, threads: int, cache_mb: int) -
     }
     args = [sys.executable, "-m", "wxhub.cli", "serve", "--port", str(port)]
     args += ["--threads", str(threads), "--workers", str(workers)]
-    return serving(args, env, "/readyz", port)  # type: ignore[return-value]
+    return serving(args, env, "/readyz", port)
 
 
 def bare_server(
     database_url: str, workers: int, threads: int, module: str = "bare_api"
-) -> ExitStack:
+) -> AbstractContextManager[str]:
     """The reference endpoints (``bare_api``, or the framework's floor ``floor_api``) under
     the options ``wxhub serve`` gives gunicorn."""
     port = free_port()
@@ -266,7 +268,7 @@ def bare_server(
     args += [str(workers), "--worker-class", "gthread", "--threads", str(threads)]
     args += ["--keep-alive", str(KEEPALIVE_S), "--chdir", str(REPO / "bench"), f"{module}:app"]
     env = {**os.environ, "BARE_DATABASE_URL": bare_url}
-    return serving(args, env, "/bare/stations?page_size=1", port)  # type: ignore[return-value]
+    return serving(args, env, "/bare/stations?page_size=1", port)
 
 
 @dataclass(frozen=True)
@@ -367,6 +369,7 @@ def measure(
     for _ in range(options.repeats):
         runs: dict[str, list[Figures]] = {side: [] for side in bases}
         for connections in (1, 16):
+            targets: dict[str, tuple[str, Path | None]]
             if mode == "distinct":
                 ours_paths, bare_paths = distinct.files(kind)
                 targets = {side: (base + "/", bare_paths) for side, base in bases.items()}
@@ -408,7 +411,7 @@ def table(
         "| wxhub req/s (c=16) | bare req/s | req/s ratio |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    medians = []
+    medians: list[tuple[RequestType, dict[str, list[Figures]], dict[str, dict[str, float]]]] = []
     for kind, figures in rows:
         med = {
             side: {
@@ -440,13 +443,13 @@ def table(
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for kind, figures, med in medians:
-        ours, floor, bare = med["ours"], med["floor"], med["bare"]
+        wx, floor, bare_med = med["ours"], med["floor"], med["bare"]
         print(
             f"| {kind.name} "
             f"| {floor['p50']:.2f} ±{spread([x.p50 for x in figures['floor']])} "
-            f"| **{ours['p50'] / floor['p50']:.2f}x** | {floor['p50'] / bare['p50']:.2f}x "
+            f"| **{wx['p50'] / floor['p50']:.2f}x** | {floor['p50'] / bare_med['p50']:.2f}x "
             f"| {floor['rate']:.0f} ±{spread([x.rate for x in figures['floor']])} "
-            f"| **{ours['rate'] / floor['rate']:.2f}x** | {floor['rate'] / bare['rate']:.2f}x |"
+            f"| **{wx['rate'] / floor['rate']:.2f}x** | {floor['rate'] / bare_med['rate']:.2f}x |"
         )
 
 

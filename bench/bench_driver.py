@@ -129,7 +129,7 @@ def measure(host: str, port: int, user: str | None, database: str, options: Any)
 
     def pymysql_json(station: str, day: dt.date) -> str:
         cursor.execute(AS_JSON, (station, day))
-        return str(cursor.fetchone()[0])  # type: ignore[index]
+        return str(cursor.fetchone()[0])
 
     def round_trip(_station: str, _day: dt.date) -> object:
         cursor.execute("SELECT 1")
@@ -141,7 +141,7 @@ def measure(host: str, port: int, user: str | None, database: str, options: Any)
     results.append(("PyMySQL: JSON_ARRAYAGG built by the database", timed(pymysql_json, pages)))
     results.append(("PyMySQL: SELECT 1 (the round trip alone)", timed(round_trip, pages)))
     try:
-        import MySQLdb  # type: ignore[import-not-found]  # noqa: PLC0415
+        import MySQLdb  # noqa: PLC0415
     except ImportError:
         results.append(("mysqlclient: not installed (pip install mysqlclient)", float("nan")))
     else:

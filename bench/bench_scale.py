@@ -299,7 +299,9 @@ class Result:
     latency: dict[str, tuple[Figures, Figures | None]] = field(default_factory=dict)
 
 
-def api_latency(url: str, universe: Universe, factor: float, options: argparse.Namespace) -> dict:
+def api_latency(
+    url: str, universe: Universe, factor: float, options: argparse.Namespace
+) -> dict[str, tuple[Figures, Figures | None]]:
     """p50/p99 at one connection of each request type, distinct requests, cache off."""
     makers = distinct_makers(universe)
     figures: dict[str, tuple[Figures, Figures | None]] = {}
@@ -375,7 +377,7 @@ def bench_shards(server: URL, factor: float, shards: int, options: argparse.Name
             )
         engine = create_engine(url)
         with engine.connect() as conn:
-            rows = int(conn.execute(text("SELECT COUNT(*) FROM weather_observations")).scalar())
+            rows = conn.execute(text("SELECT COUNT(*) FROM weather_observations")).scalar_one()
         engine.dispose()
     return ShardRun(shards, seconds, rows, peak / 1024, cpu)
 
@@ -424,7 +426,7 @@ def growth_table(results: list[Result]) -> str:
         lines.append(f"| {name} | {cells} | {ratio:.2f} |")
 
     def sample(r: Result, name: str) -> Sample:
-        value = getattr(r, name)
+        value: Sample | None = getattr(r, name)
         assert value is not None
         return value
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 from sqlalchemy import Engine
 
 from tests.conftest import noaa_line, write_station
@@ -69,6 +69,12 @@ def test_every_operation_conforms_to_the_openapi_document(
                 # before validation, with a documented 414 (schemathesis expects 400-like).
                 assert response.headers["content-type"][0].startswith(PROBLEM_JSON)
                 return
-            case.validate_response(response, excluded_checks=[positive_data_acceptance])
+            excluded = [positive_data_acceptance]
+            if any(isinstance(value, dict) for value in (case.query or {}).values()):
+                # A query string carries text: an object generated as "not a string" reaches
+                # the API as its text (q={'': 'null'} arrives as "{'': 'null'}"), which a
+                # free-text parameter (the station list's q) rightly accepts.
+                excluded.append(negative_data_rejection)
+            case.validate_response(response, excluded_checks=excluded)
 
         conforms()

@@ -101,3 +101,23 @@ def test_a_database_that_stops_answering_is_a_503_within_the_read_timeout(outage
     proxy.cut()
     proxy.restore()
     assert client.get(DATA).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [DATA, f"/api/weather/stats?station_id={STATION}"],
+    ids=["version read alone", "version read with a total"],
+)
+def test_a_kept_connection_the_server_dropped_is_replaced_without_an_error(outage, path):
+    """A restart between two requests: the next request's first read (the data version,
+    alone or with a statistics total) fails on the dead connection and is tried once more on
+    a fresh one, as the pool's pre-ping would have done."""
+    proxy, client = outage
+    assert client.get("/api/stations").status_code == 200  # this thread keeps a connection
+
+    proxy.cut()
+    proxy.restore()
+    response = client.get(path)
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.json["data"][0]["station_id"] == STATION

@@ -18,7 +18,7 @@ import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from flask import Response, current_app, g, request
@@ -151,18 +151,45 @@ class VersionedCache:
         self._slot = f"wxhub.versioned_cache.{next(self._instances)}"
         self._lock = threading.Lock()
 
+    def put(self, key: Hashable, value: object) -> None:
+        """Keep ``value`` for ``key`` at the current data version (read with it)."""
+        version = current_data_version()
+        with self._lock:
+            self._keep(self._state(), version, key, value)
+
+    def holds_recent(self, key: Hashable) -> bool:
+        """Whether ``key`` has a value at the newest data version this cache has seen: a
+        guess, made before the request reads the version, that ``get`` will not compute."""
+        with self._lock:
+            state = self._state()
+            return (state.newest, key) in state.entries
+
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
         versioned = (current_data_version(), key)
         with self._lock:
-            entries: OrderedDict[Hashable, object] = current_app.extensions.setdefault(
-                self._slot, OrderedDict()
-            )
+            entries = self._state().entries
             if versioned in entries:
                 entries.move_to_end(versioned)
                 return entries[versioned]  # type: ignore[return-value]
         value = compute()
         with self._lock:
-            entries[versioned] = value
-            while len(entries) > self.max_entries:
-                entries.popitem(last=False)
+            self._keep(self._state(), *versioned, value)
         return value
+
+    def _keep(self, state: _CacheState, version: int, key: Hashable, value: object) -> None:
+        state.entries[(version, key)] = value
+        state.entries.move_to_end((version, key))
+        state.newest = max(state.newest, version)
+        while len(state.entries) > self.max_entries:
+            state.entries.popitem(last=False)
+
+    def _state(self) -> _CacheState:
+        return current_app.extensions.setdefault(self._slot, _CacheState())  # type: ignore[no-any-return]
+
+
+@dataclass
+class _CacheState:
+    """One application's entries of one VersionedCache, and the newest version among them."""
+
+    entries: OrderedDict[tuple[int, Hashable], object] = field(default_factory=OrderedDict)
+    newest: int = -1

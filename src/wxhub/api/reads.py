@@ -67,6 +67,29 @@ class Statements:
         return compiled
 
 
+_SCALARS: dict[tuple[str, ...], Compiled] = {}
+
+
+def scalars(*parts: Compiled) -> Compiled:
+    """One statement whose row holds the first value of each part: ``SELECT (a), (b)``.
+
+    On MySQL every statement is a round trip to the server; two scalar reads a request needs
+    anyway (the data version and a count) cost one this way. The parts' parameters keep
+    their order (positional drivers) or their names (named ones), so they must not share a
+    name with different values."""
+    key = tuple(part.sql for part in parts)
+    combined = _SCALARS.get(key)
+    if combined is None:
+        positional = all(part.names is not None for part in parts)
+        combined = Compiled(
+            "SELECT " + ", ".join(f"({part.sql})" for part in parts),
+            tuple(name for part in parts for name in part.names or ()) if positional else None,
+            {name: value for part in parts for name, value in part.fixed.items()},
+        )
+        _SCALARS[key] = combined
+    return combined
+
+
 def run(conn: Connection, compiled: Compiled, params: Mapping[str, Any]) -> list[Row]:
     """Every row of ``compiled`` with ``params``, as the driver's tuples."""
     proxied = conn.connection

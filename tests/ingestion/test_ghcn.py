@@ -33,7 +33,13 @@ from tests.ghcn_files import (
 from tests.ingestion.test_ingest import last_run, observations, snapshot
 from wxhub.db import migrate
 from wxhub.db.engine import make_engine
-from wxhub.db.schema import data_version, ingested_files, weather_yearly_stats
+from wxhub.db.schema import (
+    data_version,
+    ingested_files,
+    ingestion_rejects,
+    job_runs,
+    weather_yearly_stats,
+)
 from wxhub.ingestion import main as ingestion_main
 from wxhub.ingestion.formats import Format
 from wxhub.ingestion.loader import Loader
@@ -297,24 +303,125 @@ def test_an_unchanged_big_file_is_read_again_but_writes_nothing(
     assert (last_run(engine)["files_skipped"], last_run(engine)["records_read"]) == (1, 0)
 
 
+def with_changed_values(lines: list[str], station: str, count: int) -> list[str]:
+    """``lines`` with ``count`` unflagged TMAX values of ``station`` one tenth higher."""
+    result = list(lines)
+    picked = [
+        i for i, line in enumerate(result) if line.startswith(station + ",") and ",TMAX," in line
+    ]
+    for i in [i for i in picked if ",I," not in result[i]][:count]:
+        fields = result[i].split(",")
+        fields[3] = str(int(fields[3]) + 1)
+        result[i] = ",".join(fields)
+    return result
+
+
 def test_a_big_file_with_a_few_changed_values_rewrites_only_those_rows(
     engine: Engine, tmp_path: Path, tiny_chunks: None
 ):
     _, lines = shuffled_by_year(tmp_path / "in", seed=3)
     assert run(engine, tmp_path / "in") == EXIT_OK
-    changed = [i for i, line in enumerate(lines) if ",TMAX," in line and ",I," not in line][:3]
-    for i in changed:
-        fields = lines[i].split(",")
-        fields[3] = str(int(fields[3]) + 1)
-        lines[i] = ",".join(fields)
-    write_csv(tmp_path / "in", "2014", lines, header=True, gz=True)
+    write_csv(tmp_path / "in", "2014", with_changed_values(lines, A, 3), header=True, gz=True)
 
     assert run(engine, tmp_path / "in") == EXIT_OK
 
     summary = last_run(engine)
     assert (summary["records_inserted"], summary["records_updated"]) == (0, 3)
-    assert summary["records_unchanged"] == 4 * 60 - 3
-    assert summary["station_years_aggregated"] <= 3
+    # Only station A's lines changed: only its 60 days were parsed and compared.
+    assert summary["records_unchanged"] == 60 - 3
+    assert summary["station_years_aggregated"] == 1
+
+
+def test_a_reload_parses_only_the_stations_whose_lines_changed_and_ends_as_a_full_comparison(
+    engine: Engine, tmp_path: Path, tiny_chunks: None, monkeypatch: pytest.MonkeyPatch
+):
+    _, lines = shuffled_by_year(tmp_path / "first", seed=7)
+    later = with_changed_values(lines, A, 2)
+    flagged = next(
+        i for i, line in enumerate(later) if line.startswith(B + ",") and ",TMIN," in line
+    )
+    later[flagged] = later[flagged].replace(",,7,", ",D,7,")  # newly QC-flagged: removed
+    later.append(csv_line(B, "20141231", "PRCP", 12, s="7"))  # a new day
+    write_csv(tmp_path / "later", "2014", later, header=True, gz=True)
+    with fresh_like(engine) as full:
+        for folder in ("first", "later"):
+            assert run(full, tmp_path / folder, force=True) == EXIT_OK
+        expected = observations(full), stats(full)
+    assert run(engine, tmp_path / "first") == EXIT_OK
+    parsed = counted_parsing(monkeypatch)
+
+    assert run(engine, tmp_path / "later", workers=0) == EXIT_OK
+
+    # A's and B's lines only, once each: not C's, D's nor the header.
+    assert sum(parsed) == sum(line.startswith((A + ",", B + ",")) for line in later)
+    summary = last_run(engine)
+    assert (summary["records_inserted"], summary["records_updated"]) == (1, 3)
+    assert summary["records_unchanged"] == 2 * 60 - 3
+    assert summary["records_read"] == len(later)  # every line read, as in a full load
+    assert (observations(engine), stats(engine)) == expected
+
+
+def test_a_forced_reload_of_a_big_file_parses_every_line_again(
+    engine: Engine, tmp_path: Path, tiny_chunks: None, monkeypatch: pytest.MonkeyPatch
+):
+    _, lines = shuffled_by_year(tmp_path / "in", seed=8)
+    assert run(engine, tmp_path / "in") == EXIT_OK
+    write_csv(tmp_path / "in", "2014", with_changed_values(lines, C, 1), header=True, gz=True)
+    parsed = counted_parsing(monkeypatch)
+
+    assert run(engine, tmp_path / "in", workers=0, force=True) == EXIT_OK
+
+    assert sum(parsed) == len(lines)
+    assert (last_run(engine)["records_updated"], last_run(engine)["records_unchanged"]) == (
+        1,
+        4 * 60 - 1,
+    )
+
+
+def test_a_new_bad_line_in_a_reloaded_big_file_is_rejected_with_its_line_in_the_file(
+    engine: Engine, tmp_path: Path, tiny_chunks: None
+):
+    _, lines = shuffled_by_year(tmp_path / "in", seed=9)
+    assert run(engine, tmp_path / "in") == EXIT_OK
+    lines.insert(100, csv_line(D, "20140231", "TMAX", 5))  # no such day
+    write_csv(tmp_path / "in", "2014", lines, header=True, gz=True)
+
+    assert run(engine, tmp_path / "in") == EXIT_OK
+
+    with engine.connect() as conn:
+        rejects = conn.execute(select(ingestion_rejects.c.line_no, ingestion_rejects.c.line_text))
+        assert [tuple(r) for r in rejects] == [(102, lines[100])]  # after the header: line 102
+    assert last_run(engine)["records_rejected"] == 1
+
+
+def test_a_big_file_that_changes_between_its_two_reads_is_not_loaded(
+    engine: Engine, tmp_path: Path, tiny_chunks: None, monkeypatch: pytest.MonkeyPatch
+):
+    from wxhub.ingestion.sources import LocalFile  # noqa: PLC0415
+
+    path, lines = shuffled_by_year(tmp_path / "in", seed=10)
+    assert run(engine, tmp_path / "in") == EXIT_OK
+    before = snapshot(engine)
+    write_csv(tmp_path / "in", "2014", with_changed_values(lines, A, 1), header=True, gz=True)
+    real_open = LocalFile.open
+    opened: list[str] = []
+
+    def change_before_second_read(self: LocalFile) -> Any:
+        opened.append(self.name)
+        if len(opened) == 2:  # hashed and digested already; the file changes under the job
+            write_csv(tmp_path / "in", "2014", with_changed_values(lines, B, 1), gz=True)
+        return real_open(self)
+
+    monkeypatch.setattr(LocalFile, "open", change_before_second_read)
+
+    assert run(engine, tmp_path / "in") == EXIT_FAILED
+
+    assert opened == [path.name, path.name]
+    assert snapshot(engine) == before
+    with engine.connect() as conn:
+        assert conn.execute(
+            select(job_runs.c.files_failed).order_by(job_runs.c.id.desc())
+        ).first() == (1,)
 
 
 def test_a_big_file_that_fails_midway_leaves_nothing_and_the_next_run_loads_it_whole(
@@ -348,14 +455,18 @@ def counted_parsing(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every parse of a file or chunk this process makes, by line count (run the job with
     ``workers=0``: a worker's parsing is not seen here)."""
     parsed: list[int] = []
-    real = ingestion_main.parse_for_loading
-
-    def counting(data: bytes, *args: Any, **kwargs: Any) -> Any:
-        parsed.append(data.count(b"\n"))
-        return real(data, *args, **kwargs)
-
-    monkeypatch.setattr(ingestion_main, "parse_for_loading", counting)
+    for name in ("parse_for_loading", "parse_stations_for_loading"):
+        monkeypatch.setattr(ingestion_main, name, _counting(getattr(ingestion_main, name), parsed))
     return parsed
+
+
+def _counting(real: Any, parsed: list[int]) -> Any:
+    def counting(data: bytes, *args: Any, **kwargs: Any) -> Any:
+        result = real(data, *args, **kwargs)
+        parsed.append(result.lines_read or 0)
+        return result
+
+    return counting
 
 
 def test_a_big_file_already_loaded_is_skipped_after_one_read_and_never_parsed(
@@ -381,7 +492,7 @@ def test_a_big_file_already_loaded_is_skipped_after_one_read_and_never_parsed(
     assert (snapshot(engine), version(engine)) == before
 
 
-def test_a_changed_big_file_is_hashed_then_read_again_to_load_it(
+def test_a_changed_big_file_is_hashed_then_read_again_to_load_its_changed_stations(
     engine: Engine, tmp_path: Path, tiny_chunks: None, monkeypatch: pytest.MonkeyPatch
 ):
     _, lines = shuffled_by_year(tmp_path / "in", seed=6)
@@ -392,7 +503,7 @@ def test_a_changed_big_file_is_hashed_then_read_again_to_load_it(
 
     assert run(engine, tmp_path / "in", workers=0) == EXIT_OK
 
-    assert sum(parsed) == len(lines) + 1  # every line once, the header too: one read
+    assert sum(parsed) == sum(line.startswith(A + ",") for line in lines)  # A's lines, once
     summary = last_run(engine)
     assert (summary["files_loaded"], summary["records_inserted"]) == (1, 1)
     with fresh_like(engine) as clean:

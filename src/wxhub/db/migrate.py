@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration in migrations/versions; tests/db/test_migrations.py checks they agree.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 VERSION_TABLE = "alembic_version"
 # MySQL's "you may not": on a table, a column, the database, a global privilege.
 _PRIVILEGE_ERRORS = (1142, 1143, 1044, 1227)

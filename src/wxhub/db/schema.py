@@ -202,6 +202,21 @@ ingested_objects = Table(
     **_MYSQL_TABLE_OPTIONS,
 )
 
+ingested_station_digests = Table(
+    "ingested_station_digests",
+    metadata,
+    # The ledger's subject of a big file (a by-year file's name, with its selection's digest).
+    Column("subject", StationId, primary_key=True),
+    # The station whose lines these are; '' for lines that do not start with a station id.
+    Column("station_id", StationId, primary_key=True),
+    Column("lines", Integer, nullable=False),
+    # The sum, modulo 2**64 (as a signed integer), of a 64-bit checksum of each line.
+    Column("digest", BigInteger, nullable=False),
+    comment="Per station, a digest of a big file's lines at its last load: a reload parses "
+    "and compares only the stations whose lines changed (see wxhub.ingestion.digests).",
+    **_MYSQL_TABLE_OPTIONS,
+)
+
 ingestion_rejects = Table(
     "ingestion_rejects",
     metadata,

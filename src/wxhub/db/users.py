@@ -50,8 +50,8 @@ _USER_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")
 
 ROW_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 # What the API reads: the data it serves, the data version (ETags) and the schema revision
-# (/readyz). Not job_runs, ingested_files, ingested_objects, ingestion_rejects nor
-# aggregation_pending.
+# (/readyz). Not job_runs, ingested_files, ingested_objects, ingested_station_digests,
+# ingestion_rejects nor aggregation_pending.
 API_TABLES = tuple(
     t.name
     for t in (weather_observations, weather_yearly_stats, station_summary, stations, data_version)

@@ -3,7 +3,9 @@
 A file's ledger entry is written in the same transaction as its rows, so after a crash the
 ledger says exactly which files are in the table: a re-run skips those and loads the rest.
 For S3 objects the ledger also keeps the version (ETag and size) last read at each URI, so
-the next listing can skip an unchanged object before reading it.
+the next listing can skip an unchanged object before reading it. For a big file (a by-year
+file) it keeps a digest of each station's lines at the last load, so a reload parses only the
+stations whose lines changed (:mod:`wxhub.ingestion.digests`).
 """
 
 from __future__ import annotations
@@ -12,13 +14,19 @@ import datetime as dt
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, CursorResult, Engine, delete, insert, select, update
 
-from wxhub.db.schema import ingested_files, ingested_objects, ingestion_rejects, job_runs
+from wxhub.db.schema import (
+    ingested_files,
+    ingested_objects,
+    ingested_station_digests,
+    ingestion_rejects,
+    job_runs,
+)
 from wxhub.ingestion.rows import Reject
 from wxhub.ingestion.sources import ObjectVersion
 
@@ -51,6 +59,8 @@ class RunStats:
     qc_removed: Counter[str] = field(default_factory=Counter)
     values_other_elements: int = 0
     lines_not_selected: int = 0
+    # Lines of big files' stations unchanged since the file's last load (not parsed again).
+    lines_unchanged: int = 0
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -61,7 +71,7 @@ class RunStats:
     def counts(self) -> dict[str, int | str]:
         """The columns of ``job_runs`` these counts fill."""
         values: dict[str, int | str] = asdict(self)
-        for name in ("failures", "qc_removed", "lines_not_selected"):
+        for name in ("failures", "qc_removed", "lines_not_selected", "lines_unchanged"):
             values.pop(name)
         values["values_qc_removed"] = sum(self.qc_removed.values())
         values["qc_removed_by_flag"] = flags_json(self.qc_removed)
@@ -72,6 +82,7 @@ class RunStats:
         fields: dict[str, object] = dict(self.counts())
         fields["qc_removed_by_flag"] = dict(sorted(self.qc_removed.items()))
         fields["lines_not_selected"] = self.lines_not_selected
+        fields["lines_unchanged"] = self.lines_unchanged
         return fields
 
 
@@ -125,6 +136,38 @@ def file_id_of(conn: Connection, station_id: str, content_sha256: str) -> int | 
     )
     file_id = conn.execute(select(ingested_files.c.id).where(key)).scalar()
     return None if file_id is None else int(file_id)
+
+
+def station_digests(conn: Connection, subject: str) -> dict[str, tuple[int, int]]:
+    """station -> (lines, digest) of the last load of the big file ``subject``; empty if
+    there is none (never loaded, or loaded before digests were kept)."""
+    t = ingested_station_digests
+    rows = conn.execute(select(t.c.station_id, t.c.lines, t.c.digest).where(t.c.subject == subject))
+    return {station: (int(lines), int(digest)) for station, lines, digest in rows}
+
+
+def record_station_digests(
+    conn: Connection,
+    subject: str,
+    new: Mapping[str, tuple[int, int]],
+    stored: Mapping[str, tuple[int, int]],
+) -> None:
+    """Make the stored digests of ``subject`` (``stored``, as read in this transaction) those
+    of ``new``, writing only the stations that differ."""
+    t = ingested_station_digests
+    gone = [station for station in stored if station not in new]
+    moved = [station for station, value in new.items() if stored.get(station) != value]
+    if gone or moved:
+        stale = [*gone, *(station for station in moved if station in stored)]
+        for start in range(0, len(stale), 1000):
+            batch = stale[start : start + 1000]
+            conn.execute(delete(t).where(t.c.subject == subject, t.c.station_id.in_(batch)))
+    if moved:
+        rows = [
+            {"subject": subject, "station_id": s, "lines": new[s][0], "digest": new[s][1]}
+            for s in moved
+        ]
+        conn.execute(insert(t), rows)
 
 
 def record_object(

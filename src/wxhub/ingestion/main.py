@@ -15,20 +15,28 @@ cost is that of reading it: decompressing and hashing, a twentieth of loading it
 it is read again and streamed: in chunks of whole lines, each parsed (in the worker) and
 appended to the loader's staging, then compared with the table once all of it is staged,
 still in one transaction. Memory stays that of a few chunks whatever the file's size. The
-second read hashes again and that is the hash recorded (a local file may change in between;
-an S3 object cannot: both reads ask for the listed ETag).
+second read hashes again and must find the same content (a local file may change in between:
+it is then not loaded this run; an S3 object cannot: both reads ask for the listed ETag).
+
+The first read of a big file also sums a digest of each station's lines, in the worker
+(:mod:`wxhub.ingestion.digests`). When the file was loaded before, the second read parses and
+stages only the lines of the stations whose digest moved: a night's by-year file, the year so
+far with a few corrections, costs about two reads and the checksums, not a full load. The new
+digests are recorded in the load's transaction; ``--force`` compares every station again.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -37,7 +45,15 @@ from wxhub.db.engine import is_connection_failure
 from wxhub.db.retry import DEFAULT_RETRY_S, with_retries
 from wxhub.db.schema import bump_data_version
 from wxhub.ingestion import ledger
-from wxhub.ingestion.formats import CHUNKED, SNIFF_BYTES, Format, parse_for_loading, sniff
+from wxhub.ingestion.digests import FileDigests, changed_stations, chunk_digests
+from wxhub.ingestion.formats import (
+    CHUNKED,
+    SNIFF_BYTES,
+    Format,
+    parse_for_loading,
+    parse_stations_for_loading,
+    sniff,
+)
 from wxhub.ingestion.loader import LoadCounts, Loader, loader_class, make_loader
 from wxhub.ingestion.rows import ParsedFile, PayloadFormat, Reject
 from wxhub.ingestion.selection import StationFilter
@@ -45,6 +61,7 @@ from wxhub.ingestion.sources import MAX_FILE_BYTES, SourceFile, read_up_to, stem
 from wxhub.observability import progress
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 REJECTS_LOGGED_PER_FILE = 20
 # Files parsed ahead of the loader: enough to hide parsing, bounded in memory (by count and
@@ -54,6 +71,9 @@ IN_FLIGHT_BYTES = 64 * 1024 * 1024
 # A streamed file is parsed in chunks of whole lines of about this size, a few ahead.
 CHUNK_BYTES = 4 * 1024 * 1024
 IN_FLIGHT_CHUNKS = 2
+# A reload parses only the changed stations' lines, unless this share of them or more changed
+# (then picking lines out costs more than it saves).
+RELOAD_ALL_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -62,6 +82,9 @@ class _Known:
 
     files: frozenset[tuple[str, str]] = frozenset()
     objects: dict[tuple[str, str, int], str] = field(default_factory=dict)
+    # Whether a big file's stored station digests may spare unchanged stations (not with
+    # --force, which compares everything again).
+    digests: bool = True
 
     def object_content(self, item: _Item) -> str | None:
         """The content hash of an object read before at this version, if it was."""
@@ -103,6 +126,8 @@ class _Item:
     future: Future[ParsedFile] | None = None
     # A file too big to read whole: hashed already, read again chunk by chunk when loaded.
     streamed: bool = False
+    # Of a streamed file: station -> (lines, digest), from the first read.
+    digests: dict[str, tuple[int, int]] | None = None
 
     def result(self) -> _Item:
         if self.future is not None:
@@ -190,7 +215,7 @@ def _ingest_one(
 
 def _known(engine: Engine, force: bool) -> _Known:
     if force:
-        return _Known()
+        return _Known(digests=False)
     with engine.connect() as conn:
         return _Known(ledger.known_files(conn), ledger.known_objects(conn))
 
@@ -266,24 +291,38 @@ def _load_streamed(
     transaction; a retry (the database went away) reads the file again from its start."""
     started = time.perf_counter()
     item.size_bytes = 0
+    first_read_sha = item.sha256
     try:
         with item.source.open() as stream:
             loader = session.loader()
             conn = session.connection()
             with conn.begin() as transaction:
+                stored = ledger.station_digests(conn, item.subject)
+                stations = _stations_to_parse(item, stored) if known.digests else None
                 loader.start_staging()
                 hasher = hashlib.sha256()
                 totals = _Totals()
-                for parsed in _parsed_chunks(item, stream, hasher, plan):
+                for parsed in _parsed_chunks(item, stream, hasher, plan, stations):
                     loader.stage(parsed)
                     totals.add(parsed)
                 item.sha256 = hasher.hexdigest()
+                if item.sha256 != first_read_sha:
+                    transaction.rollback()
+                    _fail(
+                        stats,
+                        item,
+                        "the file changed while it was read (two reads, two SHA-256s): not "
+                        "loaded; the next run loads it",
+                    )
+                    return
                 if (item.subject, item.sha256) in known.files:
                     transaction.rollback()
                     item.skipped = True
                 else:
                     counts = loader.apply_staging()
                     _record(conn, item, run_id, counts, totals)
+                    if item.digests is not None:
+                        ledger.record_station_digests(conn, item.subject, item.digests, stored)
     except DBAPIError as exc:
         if is_connection_failure(exc):
             session.close()
@@ -305,38 +344,57 @@ def _load_streamed(
     _loaded(stats, item, counts, totals, started)
 
 
-def _parsed_chunks(item: _Item, stream: BinaryIO, hasher: Any, plan: _Plan) -> Iterator[ParsedFile]:
-    """The file's chunks parsed, in order, a few ahead in the worker process if there is one."""
+def _stations_to_parse(item: _Item, stored: dict[str, tuple[int, int]]) -> frozenset[str] | None:
+    """The stations whose lines a reload parses (those whose digest moved since the file's
+    last load), or None for all of them: a first load, --force, or most of them changed."""
+    if not stored or item.digests is None:
+        return None
+    changed = changed_stations(item.digests, stored)
+    if len(changed) >= RELOAD_ALL_SHARE * len(item.digests):
+        return None
+    return changed
+
+
+def _parsed_chunks(
+    item: _Item,
+    stream: BinaryIO,
+    hasher: Any,
+    plan: _Plan,
+    stations: frozenset[str] | None = None,
+) -> Iterator[ParsedFile]:
+    """The file's chunks parsed, in order, a few ahead in the worker process if there is one;
+    only the lines of ``stations`` when given."""
     # A type-narrowing invariant: streamed items always have a chunked format.
     assert item.fmt is not None  # noqa: S101  # nosec B101
     fmt = item.fmt
     pending: deque[Future[ParsedFile] | ParsedFile] = deque()
-    for chunk, first_line_no in _chunks(stream, hasher, item):
-        args = (chunk, fmt, plan.payload_format)
-        kwargs = {
-            "name_station": stem_of(item.source.name),
-            "selection": plan.selection,
-            "first_line_no": first_line_no,
-        }
-        if plan.pool is not None:
-            pending.append(plan.pool.submit(parse_for_loading, *args, **kwargs))  # type: ignore[arg-type]
-        else:
-            pending.append(parse_for_loading(*args, **kwargs))  # type: ignore[arg-type]
+    parse: Any = parse_for_loading
+    kwargs: dict[str, Any] = {
+        "name_station": stem_of(item.source.name),
+        "selection": plan.selection,
+    }
+    if stations is not None:
+        parse, kwargs["stations"] = parse_stations_for_loading, stations
+    for chunk, first_line_no in _chunks(_pieces(stream), hasher, item):
+        job = functools.partial(
+            parse, chunk, fmt, plan.payload_format, first_line_no=first_line_no, **kwargs
+        )
+        pending.append(plan.pool.submit(job) if plan.pool is not None else job())
         while len(pending) > IN_FLIGHT_CHUNKS:
             yield _chunk_result(pending.popleft())
     while pending:
         yield _chunk_result(pending.popleft())
 
 
-def _chunk_result(pending: Future[ParsedFile] | ParsedFile) -> ParsedFile:
+def _chunk_result(pending: Future[_T] | _T) -> _T:
     return pending.result() if isinstance(pending, Future) else pending
 
 
-def _chunks(stream: BinaryIO, hasher: Any, item: _Item) -> Iterator[tuple[bytes, int]]:
+def _chunks(pieces: Iterable[bytes], hasher: Any, item: _Item) -> Iterator[tuple[bytes, int]]:
     """(chunk of whole lines, its first line's number), hashing and sizing the file."""
     line_no = 1
     carry = b""
-    for piece in _pieces(stream):
+    for piece in pieces:
         hasher.update(piece)
         item.size_bytes += len(piece)
         data = carry + piece
@@ -367,6 +425,7 @@ class _Totals:
     qc_removed: Counter[str] = field(default_factory=Counter)
     other_values: int = 0
     lines_not_selected: int = 0
+    lines_unchanged: int = 0
 
     @classmethod
     def of(cls, parsed: ParsedFile) -> _Totals:
@@ -382,6 +441,7 @@ class _Totals:
         self.qc_removed.update(parsed.qc_removed)
         self.other_values += parsed.other_values
         self.lines_not_selected += parsed.lines_not_selected
+        self.lines_unchanged += parsed.lines_unchanged
 
 
 def _record(
@@ -424,6 +484,7 @@ def _loaded(
     stats.qc_removed.update(totals.qc_removed)
     stats.values_other_elements += totals.other_values
     stats.lines_not_selected += totals.lines_not_selected
+    stats.lines_unchanged += totals.lines_unchanged
     _log_rejects(item, totals)
     _log_file(item, "loaded", totals, counts, load_ms=(time.perf_counter() - started) * 1000)
 
@@ -454,7 +515,7 @@ def _prepared(sources: Sequence[SourceFile], known: _Known, plan: _Plan) -> Iter
     window: deque[_Item] = deque()
     in_flight = IN_FLIGHT_FILES if plan.pool is not None else 1
     for source in sources:
-        item = _read(_new_item(source, plan.selection), known, plan.fmt)
+        item = _read(_new_item(source, plan.selection), known, plan.fmt, plan.pool)
         if item.data is not None:
             raw, item.data = item.data, None
             item.size_bytes = len(raw)
@@ -497,7 +558,9 @@ def _bytes(window: deque[_Item]) -> int:
     return sum(item.size_bytes for item in window if item.future is not None)
 
 
-def _read(item: _Item, known: _Known, forced: Format | None) -> _Item:
+def _read(
+    item: _Item, known: _Known, forced: Format | None, pool: ProcessPoolExecutor | None = None
+) -> _Item:
     source = item.source
     listed_sha = known.object_content(item)
     if listed_sha is not None:
@@ -523,7 +586,7 @@ def _read(item: _Item, known: _Known, forced: Format | None) -> _Item:
             )
             return item
         try:
-            item.sha256, item.size_bytes = _hash_rest(stream, head)
+            item.sha256, item.digests = _hash_rest(stream, head, item, pool)
         except OSError as exc:
             item.error = f"cannot read: {exc.strerror or exc}"
             return item
@@ -542,16 +605,28 @@ def _read(item: _Item, known: _Known, forced: Format | None) -> _Item:
     return item
 
 
-def _hash_rest(stream: BinaryIO, head: bytes) -> tuple[str, int]:
-    """(sha256, size) of a file of which ``head`` was read: the rest is read in pieces, so
-    memory does not grow with the file. Closes the stream."""
-    hasher = hashlib.sha256(head)
-    size = len(head)
+def _hash_rest(
+    stream: BinaryIO, head: bytes, item: _Item, pool: ProcessPoolExecutor | None
+) -> tuple[str, dict[str, tuple[int, int]]]:
+    """(SHA-256, station digests) of a file of which ``head`` was read, sizing it: the rest is
+    read in pieces, so memory does not grow with the file. The digests are summed in the worker
+    if there is one, a few chunks ahead. Closes the stream."""
+    hasher = hashlib.sha256()
+    digests = FileDigests()
+    pending: deque[Future[dict[bytes, int]] | dict[bytes, int]] = deque()
+    item.size_bytes = 0
+    head_pieces = (head[i : i + CHUNK_BYTES] for i in range(0, len(head), CHUNK_BYTES))
     with stream:
-        for piece in _pieces(stream):
-            hasher.update(piece)
-            size += len(piece)
-    return hasher.hexdigest(), size
+        for chunk, _ in _chunks(itertools.chain(head_pieces, _pieces(stream)), hasher, item):
+            if pool is not None:
+                pending.append(pool.submit(chunk_digests, chunk))
+            else:
+                pending.append(chunk_digests(chunk))
+            while len(pending) > IN_FLIGHT_CHUNKS:
+                digests.add(_chunk_result(pending.popleft()))
+    while pending:
+        digests.add(_chunk_result(pending.popleft()))
+    return hasher.hexdigest(), digests.by_station()
 
 
 def _ready(item: _Item) -> bool:
@@ -645,6 +720,7 @@ def _log_file(
                 qc_removed_by_flag=dict(sorted(totals.qc_removed.items())),
                 values_other_elements=totals.other_values,
                 lines_not_selected=totals.lines_not_selected,
+                lines_unchanged=totals.lines_unchanged,
             )
             message += (
                 f"; values not loaded: {_flags_text(totals.qc_removed)}, "
@@ -652,6 +728,11 @@ def _log_file(
             )
             if totals.lines_not_selected:
                 message += f"; {totals.lines_not_selected} lines of stations not selected"
+            if totals.lines_unchanged:
+                message += (
+                    f"; {totals.lines_unchanged} lines of stations unchanged since its last "
+                    "load, not parsed again"
+                )
     elif item.unread:
         fields["object_unchanged"] = True
         message = f"{item.source.uri}: {status} (object unchanged since it was read: same ETag)"

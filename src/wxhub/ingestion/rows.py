@@ -66,6 +66,9 @@ class ParsedFile:
     other_values: int = 0
     # Lines of stations the run did not select (a by-year file read for a region).
     lines_not_selected: int = 0
+    # Lines of a big file's reload left unparsed: their station's lines did not change since
+    # the file's last load (:mod:`wxhub.ingestion.digests`).
+    lines_unchanged: int = 0
     # The body in the form the loader asked for (``payload_format``), when made ahead of time
     # in a worker process; see :func:`make_payload`.
     payload: bytes | None = None
@@ -73,9 +76,9 @@ class ParsedFile:
 
     @property
     def records_read(self) -> int:
-        """Lines read: every one of them is loaded, rejected or counted."""
+        """Lines read: every one of them is loaded, rejected, counted or known unchanged."""
         if self.lines_read is not None:
-            return self.lines_read
+            return self.lines_read + self.lines_unchanged
         return self.row_count + len(self.rejects)
 
     @property

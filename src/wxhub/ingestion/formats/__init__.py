@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
+from wxhub.ingestion import digests
 from wxhub.ingestion.formats import ghcn_csv, ghcn_dly, wx
 from wxhub.ingestion.rows import ParsedFile, PayloadFormat, with_payload
 from wxhub.ingestion.selection import StationFilter
@@ -89,4 +90,38 @@ def parse_for_loading(
         selection=selection,
         first_line_no=first_line_no,
     )
+    return with_payload(parsed, payload_format)
+
+
+def parse_stations_for_loading(
+    data: bytes,
+    fmt: Format,
+    payload_format: PayloadFormat,
+    *,
+    stations: frozenset[str],
+    name_station: str,
+    selection: StationFilter | None = None,
+    first_line_no: int = 1,
+) -> ParsedFile:
+    """:func:`parse_for_loading` of only the lines of ``stations`` (groups of
+    :mod:`~wxhub.ingestion.digests`) in a chunk of a big file being reloaded: the other lines
+    did not change since its last load. A chunk with lines to reject is parsed again with the
+    other lines made empty, so each reject names its line in the file."""
+    kept, left_out = digests.lines_of(data, stations)
+    parsed = parse(
+        kept, fmt, name_station=name_station, selection=selection, first_line_no=first_line_no
+    )
+    if parsed.rejects:
+        blanked, _ = digests.lines_of(data, stations, blank=True)
+        parsed = parse(
+            blanked,
+            fmt,
+            name_station=name_station,
+            selection=selection,
+            first_line_no=first_line_no,
+        )
+    header = fmt == "ghcn-csv" and first_line_no == 1 and data.startswith(ghcn_csv.HEADER)
+    if header and not kept.startswith(ghcn_csv.HEADER):
+        left_out -= 1  # the header line is not a record, parsed or not
+    parsed.lines_unchanged = left_out
     return with_payload(parsed, payload_format)

@@ -89,8 +89,21 @@ def run_job(args: list[str], url: str) -> Run:
         lines = out.read().decode().splitlines()
     if code != 0:
         raise SystemExit(f"wxhub run {' '.join(args)} exited {code}: {lines[-3:]}")
-    summary = next(json.loads(line) for line in reversed(lines) if '"event": "summary"' in line)
+    summary = next(
+        event
+        for event in map(_json_or_none, reversed(lines))
+        if event is not None and event.get("event") == "summary"
+    )
     return Run(elapsed, peak / 1024, summary)
+
+
+def _json_or_none(line: str) -> dict[str, Any] | None:
+    """A JSON log line's fields (however the encoder spaced them), or None for other output."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
 
 
 @dataclass
@@ -161,7 +174,12 @@ def yearly_stats(url: str) -> list[tuple[object, ...]]:
     return rows
 
 
-def bench_backend(name: str, factory: Factory, inputs: Inputs, repeat: int) -> list[str]:
+def bench_backend(
+    name: str, factory: Factory, inputs: Inputs, repeat: int, *, by_year_only: bool = False
+) -> list[str]:
+    if by_year_only:
+        notes: list[str] = []
+        return [*bench_by_year(name, factory, inputs, notes), "", *notes]
     wx_runs, ghcn_runs = [], []
     same_stats: bool | None = None
     station_years = 0
@@ -212,6 +230,14 @@ def bench_by_year(name: str, factory: Factory, inputs: Inputs, notes: list[str])
         second = run_job([str(inputs.by_year_changed)], url)
     finally:
         cleanup()
+    # The same reload comparing every station (--force: what a reload did before the
+    # per-station digests), from the same starting state.
+    url, cleanup = factory()
+    try:
+        run_job([str(inputs.by_year)], url)
+        forced = run_job(["--force", str(inputs.by_year_changed)], url)
+    finally:
+        cleanup()
     reading = min(read_only(inputs.by_year / f"{BY_YEAR}.csv.gz") for _ in range(2))
     s = second.summary
     notes.append(
@@ -219,7 +245,9 @@ def bench_by_year(name: str, factory: Factory, inputs: Inputs, notes: list[str])
         f"{first.summary['records_inserted']:,} station-days; with {CHANGES} values changed: "
         f"{s['records_inserted']} inserted, {s['records_updated']} updated, "
         f"{s['records_unchanged']:,} unchanged, {s['station_years_aggregated']} station-years "
-        "re-aggregated"
+        f"re-aggregated, {s.get('lines_unchanged', 0):,} lines of unchanged stations not parsed; "
+        f"--force: {forced.summary['records_updated']} updated, "
+        f"{forced.summary['records_unchanged']:,} unchanged"
     )
     return [
         f"| {name}: by-year file, {inputs.by_year_lines / 1e6:.1f}M lines, into an empty "
@@ -228,6 +256,9 @@ def bench_by_year(name: str, factory: Factory, inputs: Inputs, notes: list[str])
         f"{unchanged.peak_rss_mb:.0f} | {unchanged.seconds / reading:.1f}x reading it |",
         f"| {name}: the same with {CHANGES} values changed | {second.seconds:.2f} | | "
         f"**{second.peak_rss_mb:.0f}** | {second.seconds / reading:.1f}x reading it |",
+        f"| {name}: the same, `--force` (every station parsed and compared) | "
+        f"{forced.seconds:.2f} | | {forced.peak_rss_mb:.0f} | {forced.seconds / reading:.1f}x "
+        "reading it |",
         f"| reading the file (gunzip, lines, SHA-256: the least a reload does) | {reading:.2f} "
         "| | | 1.0x |",
     ]
@@ -249,6 +280,9 @@ def main() -> None:
     )
     parser.add_argument("--skip-mysql", action="store_true")
     parser.add_argument(
+        "--by-year-only", action="store_true", help="only the by-year file's loads and reloads"
+    )
+    parser.add_argument(
         "--work", type=Path, default=Path(tempfile.gettempdir()) / "wxhub-bench-ghcn"
     )
     options = parser.parse_args()
@@ -256,7 +290,8 @@ def main() -> None:
 
     inputs = prepare(options.work)
     calibration_before = calibration_s()
-    rows = bench_backend("SQLite", sqlite_url, inputs, options.repeat)
+    only = options.by_year_only
+    rows = bench_backend("SQLite", sqlite_url, inputs, options.repeat, by_year_only=only)
     if not options.skip_mysql:
         admin = create_engine(options.mysql_url)
         with admin.connect() as conn:
@@ -264,7 +299,11 @@ def main() -> None:
         admin.dispose()
         print(f"MySQL server: {version}")
         rows += bench_backend(
-            "MariaDB", mysql_url_factory(options.mysql_url), inputs, options.repeat
+            "MariaDB",
+            mysql_url_factory(options.mysql_url),
+            inputs,
+            options.repeat,
+            by_year_only=only,
         )
 
     print(f"Machine: {machine()}; {options.repeat} runs of each full run")

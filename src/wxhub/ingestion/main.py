@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import itertools
 import logging
 import time
 from collections import Counter, deque
@@ -126,8 +125,6 @@ class _Item:
     future: Future[ParsedFile] | None = None
     # A file too big to read whole: hashed already, read again chunk by chunk when loaded.
     streamed: bool = False
-    # Of a streamed file: station -> (lines, digest), from the first read.
-    digests: dict[str, tuple[int, int]] | None = None
 
     def result(self) -> _Item:
         if self.future is not None:
@@ -290,30 +287,33 @@ def _load_streamed(
     """Stream a big file into the staging table chunk by chunk, then apply it, in one
     transaction; a retry (the database went away) reads the file again from its start."""
     started = time.perf_counter()
-    item.size_bytes = 0
     first_read_sha = item.sha256
     try:
+        conn = session.connection()
+        reload = _plan_reload(conn, item, known, plan)
+        if reload.digested_sha not in (None, first_read_sha):
+            _fail(stats, item, _CHANGED_WHILE_READ)
+            return
+        stored, digests, stations = reload.stored, reload.digests, reload.stations
+        item.size_bytes = 0
         with item.source.open() as stream:
             loader = session.loader()
-            conn = session.connection()
             with conn.begin() as transaction:
-                stored = ledger.station_digests(conn, item.subject)
-                stations = _stations_to_parse(item, stored) if known.digests else None
                 loader.start_staging()
                 hasher = hashlib.sha256()
                 totals = _Totals()
-                for parsed in _parsed_chunks(item, stream, hasher, plan, stations):
+                summed = FileDigests()
+                for parsed in _parsed_chunks(
+                    item, stream, hasher, plan, stations, digest=digests is None
+                ):
                     loader.stage(parsed)
                     totals.add(parsed)
+                    if parsed.line_digests is not None:
+                        summed.add(parsed.line_digests)
                 item.sha256 = hasher.hexdigest()
                 if item.sha256 != first_read_sha:
                     transaction.rollback()
-                    _fail(
-                        stats,
-                        item,
-                        "the file changed while it was read (two reads, two SHA-256s): not "
-                        "loaded; the next run loads it",
-                    )
+                    _fail(stats, item, _CHANGED_WHILE_READ)
                     return
                 if (item.subject, item.sha256) in known.files:
                     transaction.rollback()
@@ -321,8 +321,8 @@ def _load_streamed(
                 else:
                     counts = loader.apply_staging()
                     _record(conn, item, run_id, counts, totals)
-                    if item.digests is not None:
-                        ledger.record_station_digests(conn, item.subject, item.digests, stored)
+                    new = digests if digests is not None else summed.by_station()
+                    ledger.record_station_digests(conn, item.subject, new, stored)
     except DBAPIError as exc:
         if is_connection_failure(exc):
             session.close()
@@ -344,13 +344,58 @@ def _load_streamed(
     _loaded(stats, item, counts, totals, started)
 
 
-def _stations_to_parse(item: _Item, stored: dict[str, tuple[int, int]]) -> frozenset[str] | None:
+_CHANGED_WHILE_READ = (
+    "the file changed while it was read (two reads, two SHA-256s): not loaded; the next run "
+    "loads it"
+)
+
+
+@dataclass(frozen=True)
+class _Reload:
+    """What a big file's load knows of its last load: the stored digests, and when there are
+    some (a reload), the file's own from a read of their own and the stations to parse."""
+
+    stored: dict[str, tuple[int, int]]
+    digests: dict[str, tuple[int, int]] | None = None
+    digested_sha: str | None = None
+    stations: frozenset[str] | None = None
+
+
+def _plan_reload(conn: Connection, item: _Item, known: _Known, plan: _Plan) -> _Reload:
+    with conn.begin():  # the job lock keeps them as they are until this file's commit
+        stored = ledger.station_digests(conn, item.subject)
+    if not stored or not known.digests:
+        return _Reload(stored)
+    sha, digests = _digest_pass(item, plan)
+    return _Reload(stored, digests, sha, _stations_to_parse(digests, stored))
+
+
+def _digest_pass(item: _Item, plan: _Plan) -> tuple[str, dict[str, tuple[int, int]]]:
+    """(SHA-256, station digests) of a big file, from a read of its own (parsing nothing):
+    the digests are summed in the worker if there is one, a few chunks ahead."""
+    hasher = hashlib.sha256()
+    digests = FileDigests()
+    pending: deque[Future[dict[bytes, int]] | dict[bytes, int]] = deque()
+    with item.source.open() as stream:
+        for chunk, _ in _chunks(_pieces(stream), hasher, item):
+            if plan.pool is not None:
+                pending.append(plan.pool.submit(chunk_digests, chunk))
+            else:
+                pending.append(chunk_digests(chunk))
+            while len(pending) > IN_FLIGHT_CHUNKS:
+                digests.add(_chunk_result(pending.popleft()))
+    while pending:
+        digests.add(_chunk_result(pending.popleft()))
+    return hasher.hexdigest(), digests.by_station()
+
+
+def _stations_to_parse(
+    digests: dict[str, tuple[int, int]], stored: dict[str, tuple[int, int]]
+) -> frozenset[str] | None:
     """The stations whose lines a reload parses (those whose digest moved since the file's
-    last load), or None for all of them: a first load, --force, or most of them changed."""
-    if not stored or item.digests is None:
-        return None
-    changed = changed_stations(item.digests, stored)
-    if len(changed) >= RELOAD_ALL_SHARE * len(item.digests):
+    last load), or None for all of them, when nearly all changed."""
+    changed = changed_stations(digests, stored)
+    if len(changed) >= RELOAD_ALL_SHARE * len(digests):
         return None
     return changed
 
@@ -361,9 +406,11 @@ def _parsed_chunks(
     hasher: Any,
     plan: _Plan,
     stations: frozenset[str] | None = None,
+    *,
+    digest: bool = False,
 ) -> Iterator[ParsedFile]:
     """The file's chunks parsed, in order, a few ahead in the worker process if there is one;
-    only the lines of ``stations`` when given."""
+    only the lines of ``stations`` when given; with each chunk's line digests if ``digest``."""
     # A type-narrowing invariant: streamed items always have a chunked format.
     assert item.fmt is not None  # noqa: S101  # nosec B101
     fmt = item.fmt
@@ -375,6 +422,8 @@ def _parsed_chunks(
     }
     if stations is not None:
         parse, kwargs["stations"] = parse_stations_for_loading, stations
+    elif digest:
+        kwargs["digest"] = True
     for chunk, first_line_no in _chunks(_pieces(stream), hasher, item):
         job = functools.partial(
             parse, chunk, fmt, plan.payload_format, first_line_no=first_line_no, **kwargs
@@ -515,7 +564,7 @@ def _prepared(sources: Sequence[SourceFile], known: _Known, plan: _Plan) -> Iter
     window: deque[_Item] = deque()
     in_flight = IN_FLIGHT_FILES if plan.pool is not None else 1
     for source in sources:
-        item = _read(_new_item(source, plan.selection), known, plan.fmt, plan.pool)
+        item = _read(_new_item(source, plan.selection), known, plan.fmt)
         if item.data is not None:
             raw, item.data = item.data, None
             item.size_bytes = len(raw)
@@ -558,9 +607,7 @@ def _bytes(window: deque[_Item]) -> int:
     return sum(item.size_bytes for item in window if item.future is not None)
 
 
-def _read(
-    item: _Item, known: _Known, forced: Format | None, pool: ProcessPoolExecutor | None = None
-) -> _Item:
+def _read(item: _Item, known: _Known, forced: Format | None) -> _Item:
     source = item.source
     listed_sha = known.object_content(item)
     if listed_sha is not None:
@@ -586,7 +633,7 @@ def _read(
             )
             return item
         try:
-            item.sha256, item.digests = _hash_rest(stream, head, item, pool)
+            item.sha256, item.size_bytes = _hash_rest(stream, head)
         except OSError as exc:
             item.error = f"cannot read: {exc.strerror or exc}"
             return item
@@ -605,28 +652,16 @@ def _read(
     return item
 
 
-def _hash_rest(
-    stream: BinaryIO, head: bytes, item: _Item, pool: ProcessPoolExecutor | None
-) -> tuple[str, dict[str, tuple[int, int]]]:
-    """(SHA-256, station digests) of a file of which ``head`` was read, sizing it: the rest is
-    read in pieces, so memory does not grow with the file. The digests are summed in the worker
-    if there is one, a few chunks ahead. Closes the stream."""
-    hasher = hashlib.sha256()
-    digests = FileDigests()
-    pending: deque[Future[dict[bytes, int]] | dict[bytes, int]] = deque()
-    item.size_bytes = 0
-    head_pieces = (head[i : i + CHUNK_BYTES] for i in range(0, len(head), CHUNK_BYTES))
+def _hash_rest(stream: BinaryIO, head: bytes) -> tuple[str, int]:
+    """(sha256, size) of a file of which ``head`` was read: the rest is read in pieces, so
+    memory does not grow with the file. Closes the stream."""
+    hasher = hashlib.sha256(head)
+    size = len(head)
     with stream:
-        for chunk, _ in _chunks(itertools.chain(head_pieces, _pieces(stream)), hasher, item):
-            if pool is not None:
-                pending.append(pool.submit(chunk_digests, chunk))
-            else:
-                pending.append(chunk_digests(chunk))
-            while len(pending) > IN_FLIGHT_CHUNKS:
-                digests.add(_chunk_result(pending.popleft()))
-    while pending:
-        digests.add(_chunk_result(pending.popleft()))
-    return hasher.hexdigest(), digests.by_station()
+        for piece in _pieces(stream):
+            hasher.update(piece)
+            size += len(piece)
+    return hasher.hexdigest(), size
 
 
 def _ready(item: _Item) -> bool:

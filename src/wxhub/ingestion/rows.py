@@ -69,6 +69,8 @@ class ParsedFile:
     # Lines of a big file's reload left unparsed: their station's lines did not change since
     # the file's last load (:mod:`wxhub.ingestion.digests`).
     lines_unchanged: int = 0
+    # Of a chunk of a big file's first load: its lines' digests by their first 11 bytes.
+    line_digests: dict[bytes, int] | None = None
     # The body in the form the loader asked for (``payload_format``), when made ahead of time
     # in a worker process; see :func:`make_payload`.
     payload: bytes | None = None

@@ -81,8 +81,11 @@ def parse_for_loading(
     name_station: str,
     selection: StationFilter | None = None,
     first_line_no: int = 1,
+    digest: bool = False,
 ) -> ParsedFile:
-    """Parse, and make the loader's payload too: the whole job of a parser worker process."""
+    """Parse, and make the loader's payload too: the whole job of a parser worker process.
+    With ``digest``, also sum the lines' digests (:func:`~wxhub.ingestion.digests.chunk_digests`:
+    a big file's first load records them)."""
     parsed = parse(
         data,
         fmt,
@@ -90,6 +93,8 @@ def parse_for_loading(
         selection=selection,
         first_line_no=first_line_no,
     )
+    if digest:
+        parsed.line_digests = digests.chunk_digests(data)
     return with_payload(parsed, payload_format)
 
 

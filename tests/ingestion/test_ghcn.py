@@ -361,6 +361,29 @@ def test_a_reload_parses_only_the_stations_whose_lines_changed_and_ends_as_a_ful
     assert (observations(engine), stats(engine)) == expected
 
 
+def test_a_reload_that_adds_a_day_for_every_station_parses_all_without_reading_digests(
+    engine: Engine, tmp_path: Path, tiny_chunks: None, monkeypatch: pytest.MonkeyPatch
+):
+    from wxhub.ingestion.sources import LocalFile  # noqa: PLC0415
+
+    _, lines = shuffled_by_year(tmp_path / "in", seed=11)
+    assert run(engine, tmp_path / "in") == EXIT_OK
+    lines += [csv_line(s, "20141231", "TMAX", 5, s="7") for s in (A, B, C, D)]  # the next night
+    write_csv(tmp_path / "in", "2014", lines, header=True, gz=True)
+    parsed = counted_parsing(monkeypatch)
+    opened: list[str] = []
+    real_open = LocalFile.open
+    monkeypatch.setattr(
+        LocalFile, "open", lambda self: (opened.append(self.name), real_open(self))[1]
+    )
+
+    assert run(engine, tmp_path / "in", workers=0) == EXIT_OK
+
+    assert len(opened) == 2  # hashed, then parsed: no read for digests that all moved
+    assert sum(parsed) == len(lines)
+    assert last_run(engine)["records_inserted"] == 4
+
+
 def test_a_forced_reload_of_a_big_file_parses_every_line_again(
     engine: Engine, tmp_path: Path, tiny_chunks: None, monkeypatch: pytest.MonkeyPatch
 ):

@@ -138,6 +138,18 @@ def file_id_of(conn: Connection, station_id: str, content_sha256: str) -> int | 
     return None if file_id is None else int(file_id)
 
 
+def last_size(conn: Connection, subject: str) -> int | None:
+    """The size (decompressed) of the file last loaded under ``subject``, if any."""
+    query = (
+        select(ingested_files.c.size_bytes)
+        .where(ingested_files.c.station_id == subject)
+        .order_by(ingested_files.c.id.desc())
+        .limit(1)
+    )
+    size = conn.execute(query).scalar()
+    return None if size is None else int(size)
+
+
 def station_digests(conn: Connection, subject: str) -> dict[str, tuple[int, int]]:
     """station -> (lines, digest) of the last load of the big file ``subject``; empty if
     there is none (never loaded, or loaded before digests were kept)."""

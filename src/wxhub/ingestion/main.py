@@ -73,6 +73,10 @@ IN_FLIGHT_CHUNKS = 2
 # A reload parses only the changed stations' lines, unless this share of them or more changed
 # (then picking lines out costs more than it saves).
 RELOAD_ALL_SHARE = 0.9
+# ... and it sums the digests only if the file's size moved by at most this share since its
+# last load: a night that adds a day for every station grows the file by 1/365 or more, and
+# would pay for a read of digests that all moved.
+RELOAD_DIGESTS_MAX_GROWTH = 0.002
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,7 @@ class _Item:
     future: Future[ParsedFile] | None = None
     # A file too big to read whole: hashed already, read again chunk by chunk when loaded.
     streamed: bool = False
+    hashed_size: int = 0  # its size as the hash read found it
 
     def result(self) -> _Item:
         if self.future is not None:
@@ -364,8 +369,11 @@ class _Reload:
 def _plan_reload(conn: Connection, item: _Item, known: _Known, plan: _Plan) -> _Reload:
     with conn.begin():  # the job lock keeps them as they are until this file's commit
         stored = ledger.station_digests(conn, item.subject)
-    if not stored or not known.digests:
+        last_size = ledger.last_size(conn, item.subject)
+    if not stored or not known.digests or last_size is None:
         return _Reload(stored)
+    if abs(item.hashed_size - last_size) > RELOAD_DIGESTS_MAX_GROWTH * last_size:
+        return _Reload(stored)  # most stations have new lines: parse them all
     sha, digests = _digest_pass(item, plan)
     return _Reload(stored, digests, sha, _stations_to_parse(digests, stored))
 
@@ -376,8 +384,9 @@ def _digest_pass(item: _Item, plan: _Plan) -> tuple[str, dict[str, tuple[int, in
     hasher = hashlib.sha256()
     digests = FileDigests()
     pending: deque[Future[dict[bytes, int]] | dict[bytes, int]] = deque()
+    sized = _Item(item.source, item.subject, item.object_key)  # the size is not this read's
     with item.source.open() as stream:
-        for chunk, _ in _chunks(_pieces(stream), hasher, item):
+        for chunk, _ in _chunks(_pieces(stream), hasher, sized):
             if plan.pool is not None:
                 pending.append(plan.pool.submit(chunk_digests, chunk))
             else:
@@ -634,6 +643,7 @@ def _read(item: _Item, known: _Known, forced: Format | None) -> _Item:
             return item
         try:
             item.sha256, item.size_bytes = _hash_rest(stream, head)
+            item.hashed_size = item.size_bytes
         except OSError as exc:
             item.error = f"cannot read: {exc.strerror or exc}"
             return item

@@ -364,18 +364,13 @@ def test_a_reload_parses_only_the_stations_whose_lines_changed_and_ends_as_a_ful
 def test_a_reload_that_adds_a_day_for_every_station_parses_all_without_reading_digests(
     engine: Engine, tmp_path: Path, tiny_chunks: None, monkeypatch: pytest.MonkeyPatch
 ):
-    from wxhub.ingestion.sources import LocalFile  # noqa: PLC0415
 
     _, lines = shuffled_by_year(tmp_path / "in", seed=11)
     assert run(engine, tmp_path / "in") == EXIT_OK
     lines += [csv_line(s, "20141231", "TMAX", 5, s="7") for s in (A, B, C, D)]  # the next night
     write_csv(tmp_path / "in", "2014", lines, header=True, gz=True)
     parsed = counted_parsing(monkeypatch)
-    opened: list[str] = []
-    real_open = LocalFile.open
-    monkeypatch.setattr(
-        LocalFile, "open", lambda self: (opened.append(self.name), real_open(self))[1]
-    )
+    opened = counted_opens(monkeypatch)
 
     assert run(engine, tmp_path / "in", workers=0) == EXIT_OK
 
@@ -492,20 +487,27 @@ def _counting(real: Any, parsed: list[int]) -> Any:
     return counting
 
 
-def test_a_big_file_already_loaded_is_skipped_after_one_read_and_never_parsed(
-    engine: Engine, tmp_path: Path, tiny_chunks: None, monkeypatch: pytest.MonkeyPatch
-):
+def counted_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of every local file opened for reading, in order."""
     from wxhub.ingestion.sources import LocalFile  # noqa: PLC0415
 
-    shuffled_by_year(tmp_path / "in", seed=5)
-    assert run(engine, tmp_path / "in") == EXIT_OK
-    before = snapshot(engine), version(engine)
-    parsed = counted_parsing(monkeypatch)
     opened: list[str] = []
     real_open = LocalFile.open
     monkeypatch.setattr(
         LocalFile, "open", lambda self: (opened.append(self.name), real_open(self))[1]
     )
+    return opened
+
+
+def test_a_big_file_already_loaded_is_skipped_after_one_read_and_never_parsed(
+    engine: Engine, tmp_path: Path, tiny_chunks: None, monkeypatch: pytest.MonkeyPatch
+):
+
+    shuffled_by_year(tmp_path / "in", seed=5)
+    assert run(engine, tmp_path / "in") == EXIT_OK
+    before = snapshot(engine), version(engine)
+    parsed = counted_parsing(monkeypatch)
+    opened = counted_opens(monkeypatch)
 
     assert run(engine, tmp_path / "in", workers=0) == EXIT_OK
 
@@ -656,13 +658,8 @@ def test_a_selection_keeps_its_stations_by_name_and_by_line(
 def test_by_station_files_a_selection_leaves_out_are_never_read(
     engine: Engine, region: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from wxhub.ingestion.sources import LocalFile  # noqa: PLC0415
 
-    opened: list[str] = []
-    real_open = LocalFile.open
-    monkeypatch.setattr(
-        LocalFile, "open", lambda self: (opened.append(self.name), real_open(self))[1]
-    )
+    opened = counted_opens(monkeypatch)
 
     assert run(engine, region, selection=SelectionSpec(patterns=(A,))) == EXIT_OK
 

@@ -379,6 +379,25 @@ def test_a_reload_that_adds_a_day_for_every_station_parses_all_without_reading_d
     assert last_run(engine)["records_inserted"] == 4
 
 
+def test_a_big_file_with_the_same_lines_in_another_order_parses_and_writes_nothing(
+    engine: Engine, tmp_path: Path, tiny_chunks: None, monkeypatch: pytest.MonkeyPatch
+):
+    _, lines = shuffled_by_year(tmp_path / "in", seed=12)
+    assert run(engine, tmp_path / "in") == EXIT_OK
+    before = observations(engine), stats(engine), version(engine)
+    random.Random(13).shuffle(lines)  # noqa: S311  (a new order: a new hash, the same lines)
+    write_csv(tmp_path / "in", "2014", lines, header=True, gz=True)
+    parsed = counted_parsing(monkeypatch)
+
+    assert run(engine, tmp_path / "in", workers=0) == EXIT_OK
+
+    assert sum(parsed) == 0
+    summary = last_run(engine)
+    assert (summary["files_loaded"], summary["records_read"]) == (1, len(lines))
+    assert (summary["records_inserted"], summary["records_updated"]) == (0, 0)
+    assert (observations(engine), stats(engine), version(engine)) == before
+
+
 def test_a_forced_reload_of_a_big_file_parses_every_line_again(
     engine: Engine, tmp_path: Path, tiny_chunks: None, monkeypatch: pytest.MonkeyPatch
 ):

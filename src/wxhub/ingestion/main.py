@@ -379,22 +379,23 @@ def _plan_reload(conn: Connection, item: _Item, known: _Known, plan: _Plan) -> _
 
 
 def _digest_pass(item: _Item, plan: _Plan) -> tuple[str, dict[str, tuple[int, int]]]:
-    """(SHA-256, station digests) of a big file, from a read of its own (parsing nothing):
-    the digests are summed in the worker if there is one, a few chunks ahead."""
+    """(SHA-256, station digests) of a big file, from a read of its own (parsing nothing).
+    The digests cost more than the reading: chunks go to the worker, a few ahead, and while
+    the worker is busy this process sums the next chunk itself instead of waiting."""
     hasher = hashlib.sha256()
     digests = FileDigests()
-    pending: deque[Future[dict[bytes, int]] | dict[bytes, int]] = deque()
+    pending: deque[Future[dict[bytes, int]]] = deque()
     sized = _Item(item.source, item.subject, item.object_key)  # the size is not this read's
     with item.source.open() as stream:
         for chunk, _ in _chunks(_pieces(stream), hasher, sized):
-            if plan.pool is not None:
-                pending.append(plan.pool.submit(chunk_digests, chunk))
+            while pending and pending[0].done():
+                digests.add(pending.popleft().result())
+            if plan.pool is None or len(pending) >= IN_FLIGHT_CHUNKS:
+                digests.add(chunk_digests(chunk))
             else:
-                pending.append(chunk_digests(chunk))
-            while len(pending) > IN_FLIGHT_CHUNKS:
-                digests.add(_chunk_result(pending.popleft()))
+                pending.append(plan.pool.submit(chunk_digests, chunk))
     while pending:
-        digests.add(_chunk_result(pending.popleft()))
+        digests.add(pending.popleft().result())
     return hasher.hexdigest(), digests.by_station()
 
 

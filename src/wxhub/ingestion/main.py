@@ -18,11 +18,12 @@ still in one transaction. Memory stays that of a few chunks whatever the file's 
 second read hashes again and must find the same content (a local file may change in between:
 it is then not loaded this run; an S3 object cannot: both reads ask for the listed ETag).
 
-The first read of a big file also sums a digest of each station's lines, in the worker
-(:mod:`wxhub.ingestion.digests`). When the file was loaded before, the second read parses and
-stages only the lines of the stations whose digest moved: a night's by-year file, the year so
-far with a few corrections, costs about two reads and the checksums, not a full load. The new
-digests are recorded in the load's transaction; ``--force`` compares every station again.
+A big file's first load also sums a digest of each station's lines, in the parse
+(:mod:`wxhub.ingestion.digests`), and records them in the load's transaction. When a file
+loaded before comes back changed (and about the same size: not a night that adds a day for
+every station), a read of its own sums its digests first, and the load then parses and stages
+only the lines of the stations whose digest moved: a by-year file with a few corrections costs
+three reads and the checksums, not a full load. ``--force`` compares every station again.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import datetime as dt
 import io
 import sqlite3
 from collections.abc import Iterator
@@ -22,10 +23,11 @@ from tests.api.conftest import STATIONS
 from tests.conftest import noaa_line, write_station
 from wxhub.api.app import create_app
 from wxhub.api.caching import ResponseCache, StoredResponse
+from wxhub.api.routes import weather as weather_route
 from wxhub.config import load_settings
 from wxhub.db import migrate
 from wxhub.db.engine import make_engine
-from wxhub.db.schema import data_version, weather_yearly_stats
+from wxhub.db.schema import data_version, weather_observations, weather_yearly_stats
 from wxhub.ingestion.sources import resolve_sources
 from wxhub.job import EXIT_OK, run_job
 
@@ -515,6 +517,118 @@ def test_a_stats_filter_not_seen_before_reads_the_version_and_its_total_in_one_s
     # The next page of the same filter: its total is kept, so the version is read alone.
     assert queries(next_sent)[0] == version_query(engine)
     assert not any("count(" in statement.lower() for statement in queries(next_sent))
+
+
+def observation_count(engine: Engine, stations: tuple[str, ...], first: str, last: str) -> int:
+    """The rows of ``stations`` between two days, counted in the table itself."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(weather_observations)
+                .where(
+                    weather_observations.c.station_id.in_(stations),
+                    weather_observations.c.obs_date.between(
+                        dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+                    ),
+                )
+            ).scalar_one()
+        )
+
+
+def test_a_weather_page_from_inside_a_year_reads_that_years_count_with_the_version(
+    client, engine: Engine
+):
+    """On MySQL every statement is a round trip: a distinct page of one station from a day
+    inside a year costs two (the version with the partial year's count, then the page) once
+    the station's years are known."""
+    station = STATIONS[0]  # 2000-12-30 .. 2001-01-04
+    get(client, f"/api/weather?station_id={station}&start_date=2000-12-31")  # its years
+    url = f"/api/weather?station_id={station}&start_date=2001-01-02&page_size=2"
+    with statements_sent(client) as sent:
+        page = get(client, url)
+    with statements_sent(client) as jump_sent:
+        jumped = get(client, f"{url}&page=2")
+
+    first, second = queries(sent)
+    assert "data_version" in first
+    assert first.lower().count("count(") == 1
+    assert "data_version" not in second
+    assert [item["date"] for item in page["data"]] == ["2001-01-02", "2001-01-03"]
+    assert page["pagination"]["total"] == 3
+    assert page["pagination"]["total"] == observation_count(
+        engine, (station,), "2001-01-02", "2001-12-31"
+    )
+    # The same filter's next request: its counts are kept, so the version is read alone.
+    assert queries(jump_sent)[0] == version_query(engine)
+    assert [item["date"] for item in jumped["data"]] == ["2001-01-04"]
+
+
+@pytest.mark.parametrize("with_version", [8, 1])
+def test_both_partial_years_of_several_stations_count_exactly(
+    client, engine: Engine, monkeypatch: pytest.MonkeyPatch, with_version: int
+):
+    """Two stations, a range that cuts two years: four counts, all in the version's
+    statement up to EXACT_WITH_VERSION stations, else one GROUP BY per year after it; the
+    total and the pages are the same either way."""
+    monkeypatch.setattr(weather_route, "EXACT_WITH_VERSION", with_version)
+    stations = STATIONS[:2]
+    query = f"station_id={','.join(stations)}&start_date=2000-12-31&end_date=2001-01-02"
+    with statements_sent(client) as sent:
+        page = get(client, f"/api/weather?{query}&page_size=2")
+    items = [
+        item
+        for body in follow(client, f"/api/weather?{query}&page_size=2")
+        for item in body["data"]
+    ]
+
+    counts_with_version = queries(sent)[0].lower().count("count(")
+    assert counts_with_version == (4 if with_version == 8 else 0)
+    expected = observation_count(engine, stations, "2000-12-31", "2001-01-02")
+    assert page["pagination"]["total"] == len(items) == expected == 5
+
+
+def test_counts_read_with_the_version_keep_their_own_parameters(client, engine: Engine):
+    """Two stations with one partial year, then one station with two: on SQLite both
+    statements are the same text of ``?`` in a different order of parameters."""
+    two_stations = get(
+        client, f"/api/weather?station_id={STATIONS[0]},{STATIONS[1]}&start_date=2001-01-02"
+    )
+    two_years = get(
+        client,
+        f"/api/weather?station_id={STATIONS[0]}&start_date=2000-12-31&end_date=2001-01-02",
+    )
+
+    assert two_stations["pagination"]["total"] == observation_count(
+        engine, STATIONS[:2], "2001-01-02", "2001-12-31"
+    )
+    assert two_years["pagination"]["total"] == 3
+
+
+def test_a_range_inside_one_year_counts_that_year_once(client, engine: Engine):
+    station = STATIONS[0]
+    query = f"station_id={station}&start_date=2001-01-02&end_date=2001-01-03"
+    with statements_sent(client) as sent:
+        body = get(client, f"/api/weather?{query}")
+
+    assert queries(sent)[0].lower().count("count(") == 1
+    assert [item["date"] for item in body["data"]] == ["2001-01-02", "2001-01-03"]
+    assert body["pagination"]["total"] == 2
+
+
+def test_a_station_page_jump_is_one_statement_after_the_version(client, engine: Engine):
+    """From the nearest kept anchor, the page itself with an OFFSET of fewer than
+    ANCHOR_EVERY keys: no separate read of the page's first key."""
+    pages = follow(client, "/api/stations?page_size=1")
+    get(client, "/api/stations?page_size=1&page=3")  # the anchors, once per data version
+    with statements_sent(client) as sent:
+        jumped = get(client, "/api/stations?page_size=1&page=2")
+
+    assert queries(sent)[0] == version_query(engine)
+    assert len(queries(sent)) == 2
+    assert jumped["data"] == pages[1]["data"]
+    assert jumped["pagination"]["next"] is not None
+    assert get(client, "/api/stations?page_size=1&page=4")["data"] == []
 
 
 def test_the_cache_is_keyed_by_query_and_representation(client, engine: Engine):

@@ -106,14 +106,15 @@ def current_data_version() -> int:
     return int(version)
 
 
-def read_version_with(compiled: Compiled, params: Mapping[str, Any]) -> Any:
-    """``compiled``'s first value, read in the same statement as the data version when this
-    request has not read the version yet (one round trip instead of two on MySQL)."""
+def read_version_with(params: Mapping[str, Any], *parts: Compiled) -> tuple[Any, ...]:
+    """The first value of each of ``parts``, read in the same statement as the data version
+    when this request has not read the version yet (one round trip instead of two or more on
+    MySQL, and one snapshot: the values are those of that version)."""
     if g.get("data_version") is not None:
-        return run(connection(), compiled, params)[0][0]
-    rows = _read_first(lambda conn: run(conn, scalars(_version_statement(conn), compiled), params))
+        return tuple(run(connection(), scalars(*parts), params)[0])
+    rows = _read_first(lambda conn: run(conn, scalars(_version_statement(conn), *parts), params))
     g.data_version = int(rows[0][0] or 0)
-    return rows[0][1]
+    return tuple(rows[0][1:])
 
 
 def _read_first(read: Callable[[Connection], list[Row]]) -> list[Row]:

@@ -67,7 +67,7 @@ class Statements:
         return compiled
 
 
-_SCALARS: dict[tuple[str, ...], Compiled] = {}
+_SCALARS: dict[tuple[tuple[str, tuple[str, ...] | None], ...], Compiled] = {}
 
 
 def scalars(*parts: Compiled) -> Compiled:
@@ -77,7 +77,9 @@ def scalars(*parts: Compiled) -> Compiled:
     anyway (the data version and a count) cost one this way. The parts' parameters keep
     their order (positional drivers) or their names (named ones), so they must not share a
     name with different values."""
-    key = tuple(part.sql for part in parts)
+    # The names too: on a positional driver two parts' text can be the same ``?`` for
+    # different parameters.
+    key = tuple((part.sql, part.names) for part in parts)
     combined = _SCALARS.get(key)
     if combined is None:
         positional = all(part.names is not None for part in parts)

@@ -199,9 +199,7 @@ def _unfiltered(conn: Connection, query: StationsQuery, paging: PageRequest) -> 
 
     def seek(after: Key | None, forward: bool, inclusive: bool, limit: int) -> list[Any]:
         def build() -> Select[Any]:
-            base = select(summary.c.station_id, *_SUMMARY, *_METADATA).select_from(
-                summary.outerjoin(meta, meta.c.station_id == summary.c.station_id)
-            )
+            base = _unfiltered_base()
             if after is not None:
                 bound: list[Any] = [bindparam("k0")]
                 base = base.where(beyond(conn, key, bound, forward=forward, inclusive=inclusive))
@@ -216,27 +214,46 @@ def _unfiltered(conn: Connection, query: StationsQuery, paging: PageRequest) -> 
         compiled = _STATEMENTS.get(conn, "total", lambda: select(func.count()).select_from(summary))
         return int(run(conn, compiled, {})[0][0])
 
-    def first_key(offset: int) -> tuple[str] | None:
+    def rows_from(offset: int, limit: int) -> list[Any]:
+        # From the nearest anchor at or before ``offset``, skipping fewer than ANCHOR_EVERY
+        # keys: the page in one statement.
         anchors = _ANCHORS.get((), lambda: _every_nth_station(conn))
         index, within = divmod(offset, ANCHOR_EVERY)
         if index >= len(anchors):
-            return None
+            return []
 
         def build() -> Select[Any]:
             return (
-                select(summary.c.station_id)
+                _unfiltered_base()
                 .where(summary.c.station_id >= bindparam("anchor"))
                 .order_by(summary.c.station_id)
-                .limit(1)
+                .limit(bindparam("limit", type_=Integer))
                 .offset(bindparam("within", type_=Integer))
             )
 
-        params = {"anchor": anchors[index], "within": within}
-        rows = run(conn, _STATEMENTS.get(conn, "from anchor", build), params)
+        params = {"anchor": anchors[index], "within": within, "limit": limit}
+        return run(conn, _STATEMENTS.get(conn, "page from anchor", build), params)
+
+    def first_key(offset: int) -> tuple[str] | None:
+        rows = rows_from(offset, 1)
         return (rows[0][0],) if rows else None
 
     total = _TOTALS.get((), count)
-    return LISTING.respond(seek, query.filters(), paging, total=total, first_key_of_page=first_key)
+    return LISTING.respond(
+        seek,
+        query.filters(),
+        paging,
+        total=total,
+        first_key_of_page=first_key,
+        rows_from=rows_from,
+    )
+
+
+def _unfiltered_base() -> Select[Any]:
+    """Every station with data, with its metadata when it is loaded."""
+    return select(summary.c.station_id, *_SUMMARY, *_METADATA).select_from(
+        summary.outerjoin(meta, meta.c.station_id == summary.c.station_id)
+    )
 
 
 @bp.get(

@@ -171,7 +171,8 @@ def list_stats(query: StatsQuery) -> Response:
         # A filter not seen at the newest version: its total is read with the data version,
         # in one statement (on MySQL, a round trip fewer; if the answer turns out to be in
         # the answer cache, one small count was read for nothing).
-        _TOTALS.put(filters, int(read_version_with(where.total_statement(), where.params)))
+        (total,) = read_version_with(where.params, where.total_statement())
+        _TOTALS.put(filters, int(total))
     cached = cached_answer("csv" if as_csv else "json")
     if cached is not None:
         return cached

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -22,7 +23,7 @@ from sqlalchemy import Connection, Integer, Select, bindparam, func, select
 
 from wxhub.api.caching import VersionedCache, cached_answer
 from wxhub.api.csv_export import stream_csv, wants_csv
-from wxhub.api.db import connection
+from wxhub.api.db import connection, read_version_with
 from wxhub.api.listing import Listing, PageRequest
 from wxhub.api.pagination import Key, beyond
 from wxhub.api.reads import Compiled, Statements, date_param, iso, run, tenths
@@ -91,26 +92,95 @@ def _station_params(station_ids: Sequence[str] | None) -> dict[str, Any]:
     return {} if station_ids is None else {f"s{i}": s for i, s in enumerate(station_ids)}
 
 
+# Up to this many stations, the partial years' counts are scalars read with the data version;
+# beyond, one GROUP BY per year after it.
+EXACT_WITH_VERSION = 8
+
+
+def _exact_of_one(i: int, j: int) -> Select[Any]:
+    """The days of station ``s{i}`` between ``low{j}`` and ``high{j}``: a scalar."""
+    return (
+        select(func.count())
+        .select_from(obs)
+        .where(
+            obs.c.station_id == bindparam(f"s{i}"),
+            obs.c.obs_date.between(bindparam(f"low{j}"), bindparam(f"high{j}")),
+        )
+    )
+
+
 class _Filter:
     """The request's filters, as the parameters of the compiled statements: the one place
     that turns them into SQL, for the JSON pages and the CSV export alike."""
 
     def __init__(
         self,
-        conn: Connection,
         station_ids: Sequence[str] | None,
         start: dt.date | None,
         end: dt.date | None,
     ) -> None:
-        self.conn, self.station_ids, self.start, self.end = conn, station_ids, start, end
+        self.station_ids, self.start, self.end = station_ids, start, end
         self.count = None if station_ids is None else len(station_ids)
         # What changes the statements' text: how many ids, and which bounds are present.
         self.shape = (self.count, start is not None, end is not None)
+        # What the counts of matching rows depend on.
+        self.key = (None if station_ids is None else tuple(station_ids), start, end)
         self.params = _station_params(station_ids)
+        conn = self.conn
         if start is not None:
             self.params["start"] = date_param(conn, start)
         if end is not None:
             self.params["end"] = date_param(conn, end)
+        # Exact counts per (station, partial year) read with the data version, if they were.
+        self.exact: dict[int, dict[tuple[str, int], int]] = {}
+
+    @property
+    def conn(self) -> Connection:
+        # The request's connection when asked, not when made: the request's first read
+        # replaces a connection the server has dropped (api/db.py).
+        return connection()
+
+    def partial_years(self) -> list[int]:
+        """The years of the range's ends that it does not cover whole: their days are
+        counted in the observations, the other years' come from the statistics."""
+        years = []
+        start, end = self.start, self.end
+        if start and (start.month, start.day) != (1, 1):
+            years.append(start.year)
+        if end and (end.month, end.day) != (12, 31) and (not years or end.year != years[0]):
+            years.append(end.year)
+        return years
+
+    def bounds(self, year: int) -> tuple[dt.date, dt.date]:
+        """The days of ``year`` inside the range."""
+        low, high = dt.date(year, 1, 1), dt.date(year, 12, 31)
+        if self.start and self.start > low:
+            low = self.start
+        if self.end and self.end < high:
+            high = self.end
+        return low, high
+
+    def read_exact_with_version(self) -> None:
+        """The partial years' exact counts of a few stations, in the data version's own
+        statement: one scalar count per station and year (``SELECT (version), (count),
+        ...``), so on MySQL a distinct page of one station costs a round trip fewer."""
+        years = self.partial_years()
+        if not years or self.station_ids is None or len(self.station_ids) > EXACT_WITH_VERSION:
+            return
+        conn = self.conn
+        params = dict(self.params)
+        parts: list[Compiled] = []
+        for j, year in enumerate(years):
+            low, high = self.bounds(year)
+            params[f"low{j}"], params[f"high{j}"] = date_param(conn, low), date_param(conn, high)
+            for i in range(len(self.station_ids)):
+                build = functools.partial(_exact_of_one, i, j)
+                parts.append(_STATEMENTS.get(conn, ("exact of one", i, j), build))
+        values = iter(read_version_with(params, *parts))
+        for year in years:
+            self.exact[year] = {
+                (station_id, year): int(next(values)) for station_id in self.station_ids
+            }
 
     def conditions(self) -> list[Any]:
         conditions = _station_condition(self.count)
@@ -153,12 +223,7 @@ class _Counts:
 
     def __init__(self, where: _Filter) -> None:
         self.where = where
-        key = (
-            None if where.station_ids is None else tuple(where.station_ids),
-            where.start,
-            where.end,
-        )
-        self.rows, self.ends = _COUNTS.get(key, self._station_years_with_running_totals)
+        self.rows, self.ends = _COUNTS.get(where.key, self._station_years_with_running_totals)
 
     def total(self) -> int:
         return self.ends[-1] if self.ends else 0
@@ -172,7 +237,7 @@ class _Counts:
             return None
         station_id, year, _ = self.rows[index]
         within = offset - (self.ends[index - 1] if index else 0)
-        low, high = self._bounds(year)
+        low, high = self.where.bounds(year)
         conn = self.where.conn
 
         def build() -> Select[Any]:
@@ -199,15 +264,6 @@ class _Counts:
     def _station_years_with_running_totals(self) -> tuple[list[StationYearCount], list[int]]:
         rows = self._station_years()
         return rows, list(itertools.accumulate(count for _, _, count in rows))
-
-    def _bounds(self, year: int) -> tuple[dt.date, dt.date]:
-        low, high = dt.date(year, 1, 1), dt.date(year, 12, 31)
-        start, end = self.where.start, self.where.end
-        if start and start > low:
-            low = start
-        if end and end < high:
-            high = end
-        return low, high
 
     def _all_years(self) -> list[StationYearCount]:
         where = self.where
@@ -239,7 +295,7 @@ class _Counts:
         start, end = self.where.start, self.where.end
         first_year = start.year if start else None
         last_year = end.year if end else None
-        partial = set(self._partial_years())
+        partial = set(self.where.partial_years())
         exact = {key: count for year in partial for key, count in self._exact(year).items()}
         return [
             (station_id, year, exact.get((station_id, year), 0) if year in partial else days)
@@ -248,18 +304,11 @@ class _Counts:
             and (last_year is None or year <= last_year)
         ]
 
-    def _partial_years(self) -> list[int]:
-        years = []
-        start, end = self.where.start, self.where.end
-        if start and (start.month, start.day) != (1, 1):
-            years.append(start.year)
-        if end and (end.month, end.day) != (12, 31):
-            years.append(end.year)
-        return years
-
     def _exact(self, year: int) -> dict[tuple[str, int], int]:
-        low, high = self._bounds(year)
         where = self.where
+        if year in where.exact:
+            return where.exact[year]
+        low, high = where.bounds(year)
         count = where.count
 
         def build() -> Select[Any]:
@@ -291,11 +340,16 @@ def list_weather(query: WeatherQuery) -> Response:
     ordered by station, then date; null where a value is missing. With format=csv (or
     Accept: text/csv), every matching row as CSV, streamed, without pagination."""
     as_csv = wants_csv(query.format)
+    start, end = query.date_range()
+    where = _Filter(query.station_ids(), start, end)
+    if not as_csv and not _COUNTS.holds_recent(where.key):
+        # Counts not seen at the newest version: a partial year's are read with the data
+        # version (if the answer turns out to be in the answer cache, a small indexed count
+        # was read for nothing).
+        where.read_exact_with_version()
     cached = cached_answer("csv" if as_csv else "json")
     if cached is not None:
         return cached
-    start, end = query.date_range()
-    where = _Filter(connection(), query.station_ids(), start, end)
     if as_csv:
         return stream_csv(where.every_row(), where.params, CSV_HEADER, _cells, "weather.csv")
     counts = _Counts(where)

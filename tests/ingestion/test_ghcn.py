@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import random
 import shutil
 from collections.abc import Callable, Iterator
@@ -359,6 +360,38 @@ def test_a_reload_parses_only_the_stations_whose_lines_changed_and_ends_as_a_ful
     assert summary["records_unchanged"] == 2 * 60 - 3
     assert summary["records_read"] == len(later)  # every line read, as in a full load
     assert (observations(engine), stats(engine)) == expected
+
+
+def test_a_reload_for_a_selection_parses_only_its_changed_stations(
+    engine: Engine,
+    tmp_path: Path,
+    tiny_chunks: None,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    """A and C changed; the run keeps A (and B) only: C's lines are left unparsed, and
+    reported as lines of stations not selected, not as unchanged ones."""
+    _, lines = shuffled_by_year(tmp_path / "first", seed=17)
+    later = with_changed_values(with_changed_values(lines, A, 2), C, 4)
+    write_csv(tmp_path / "later", "2014", later, header=True, gz=True)
+    spec = SelectionSpec(patterns=(A, B))
+    with fresh_like(engine) as full:
+        for folder in ("first", "later"):
+            assert run(full, tmp_path / folder, selection=spec, force=True) == EXIT_OK
+        expected = observations(full), stats(full)
+    assert run(engine, tmp_path / "first", selection=spec) == EXIT_OK
+    parsed = counted_parsing(monkeypatch)
+    caplog.set_level(logging.INFO, logger="wxhub.ingestion.main")
+
+    assert run(engine, tmp_path / "later", selection=spec, workers=0) == EXIT_OK
+
+    assert sum(parsed) == sum(line.startswith(A + ",") for line in later)
+    assert last_run(engine)["records_updated"] == 2
+    assert (observations(engine), stats(engine)) == expected
+    (file_line,) = [r for r in caplog.records if getattr(r, "event", None) == "file"]
+    of_c = sum(line.startswith(C + ",") for line in later)
+    of_b_d = sum(line.startswith((B + ",", D + ",")) for line in later)
+    assert (file_line.lines_not_selected, file_line.lines_unchanged) == (of_c, of_b_d)
 
 
 def test_a_reload_that_adds_a_day_for_every_station_parses_all_without_reading_digests(

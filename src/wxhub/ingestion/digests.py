@@ -1,11 +1,12 @@
 """Per-station digests of a big file's lines: what lets a reload skip the stations that did not
 change since the same file was last loaded.
 
-A night's GHCN-Daily by-year file is the year so far with a day more and a few corrections.
-Its SHA-256 tells only that something changed; every line would then be parsed, staged and
-compared with the table. Instead, each station's lines are summarised by a digest, computed
-while the file is hashed anyway: the sum, modulo 2**64, of a 64-bit checksum of each of its
-raw lines (CRC-32 and Adler-32 side by side), with the number of lines. A sum does not depend
+A night's GHCN-Daily by-year file is the year so far with a day more and a few corrections. Its
+SHA-256 tells only that something changed; every line would then be parsed, staged and compared
+with the table. Instead, each station's lines are summarised by a digest: the sum, modulo
+2**64, of a 64-bit checksum of each of its raw lines (CRC-32 and Adler-32 side by side), with
+the number of lines. A file's first load sums them in its parse; a reload of a file whose hash
+moved reads it once more for the digests alone, before parsing anything. A sum does not depend
 on the order of the lines, so it is the same however the file is cut into chunks and whatever
 order its lines come in (a by-year file has none). The digests of a file's last load are kept
 (``ingested_station_digests``, written in the load's transaction); a reload parses and stages
@@ -73,11 +74,18 @@ class FileDigests:
 
     def __init__(self) -> None:
         self._sums: dict[str, int] = {}
+        # A station's prefix comes back in most chunks of a by-year file: checked once. Only
+        # stations' (as many as the stations), not every malformed line's first bytes.
+        self._stations: dict[bytes, str] = {}
 
     def add(self, chunk_sums: dict[bytes, int]) -> None:
-        sums = self._sums
+        sums, stations = self._sums, self._stations
         for prefix, value in chunk_sums.items():
-            group = group_of(prefix)
+            group = stations.get(prefix)
+            if group is None:
+                group = group_of(prefix)
+                if group != OTHER_LINES:
+                    stations[prefix] = group
             sums[group] = sums.get(group, 0) + value
 
     def by_station(self) -> dict[str, tuple[int, int]]:

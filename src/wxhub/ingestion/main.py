@@ -36,7 +36,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -45,7 +45,7 @@ from wxhub.db.engine import is_connection_failure
 from wxhub.db.retry import DEFAULT_RETRY_S, with_retries
 from wxhub.db.schema import bump_data_version
 from wxhub.ingestion import ledger
-from wxhub.ingestion.digests import FileDigests, changed_stations, chunk_digests
+from wxhub.ingestion.digests import OTHER_LINES, FileDigests, changed_stations, chunk_digests
 from wxhub.ingestion.formats import (
     CHUNKED,
     SNIFF_BYTES,
@@ -61,7 +61,6 @@ from wxhub.ingestion.sources import MAX_FILE_BYTES, SourceFile, read_up_to, stem
 from wxhub.observability import progress
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 REJECTS_LOGGED_PER_FILE = 20
 # Files parsed ahead of the loader: enough to hide parsing, bounded in memory (by count and
@@ -307,7 +306,10 @@ def _load_streamed(
             with conn.begin() as transaction:
                 loader.start_staging()
                 hasher = hashlib.sha256()
-                totals = _Totals()
+                # Lines of changed stations not selected: left out of the parse, but they
+                # changed (the parse counts the lines it leaves out as unchanged).
+                left_out = reload.lines_not_selected
+                totals = _Totals(lines_not_selected=left_out, lines_unchanged=-left_out)
                 summed = FileDigests()
                 for parsed in _parsed_chunks(
                     item, stream, hasher, plan, stations, digest=digests is None
@@ -365,6 +367,8 @@ class _Reload:
     digests: dict[str, tuple[int, int]] | None = None
     digested_sha: str | None = None
     stations: frozenset[str] | None = None
+    # Lines of changed stations the run's selection leaves out: not parsed, not "unchanged".
+    lines_not_selected: int = 0
 
 
 def _plan_reload(conn: Connection, item: _Item, known: _Known, plan: _Plan) -> _Reload:
@@ -376,7 +380,15 @@ def _plan_reload(conn: Connection, item: _Item, known: _Known, plan: _Plan) -> _
     if abs(item.hashed_size - last_size) > RELOAD_DIGESTS_MAX_GROWTH * last_size:
         return _Reload(stored)  # most stations have new lines: parse them all
     sha, digests = _digest_pass(item, plan)
-    return _Reload(stored, digests, sha, _stations_to_parse(digests, stored))
+    stations = _stations_to_parse(digests, stored)
+    if stations is None or plan.selection is None:
+        return _Reload(stored, digests, sha, stations)
+    # The selection's own ledger subject holds these digests: a station it leaves out is
+    # never loaded under it, so its lines need no parsing to be dropped.
+    selection = plan.selection
+    selected = frozenset(s for s in stations if s == OTHER_LINES or selection.accepts(s))
+    left_out = sum(digests[s][0] for s in stations - selected)
+    return _Reload(stored, digests, sha, selected, left_out)
 
 
 def _digest_pass(item: _Item, plan: _Plan) -> tuple[str, dict[str, tuple[int, int]]]:
@@ -446,7 +458,7 @@ def _parsed_chunks(
         yield _chunk_result(pending.popleft())
 
 
-def _chunk_result(pending: Future[_T] | _T) -> _T:
+def _chunk_result(pending: Future[ParsedFile] | ParsedFile) -> ParsedFile:
     return pending.result() if isinstance(pending, Future) else pending
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import URL
 
 from tests.conftest import AWS_REGION, DATA_DIR, noaa_line, throwaway_mysql_database
+from tests.ingestion.test_ghcn import fresh_like
 from tests.ingestion.test_ingest import last_run, observations, snapshot
 from wxhub import aws
 from wxhub.db.engine import make_engine
@@ -429,3 +431,92 @@ def test_wxhub_run_on_a_missing_bucket_exits_2_naming_the_bucket(
     (error,) = json_lines(result.stdout)
     assert "wxhub-no-such-bucket" in error["message"]
     assert "does not exist" in error["message"]
+
+
+# --- big objects: one download per run ----------------------------------------------------------
+
+
+def by_year_lines(bump: int = 0) -> list[str]:
+    """A small by-year file of five stations; ``bump`` adds to the first station's values."""
+    return [
+        f"USC0000000{k},2014{month:02d}{day:02d},TMAX,{day * 3 + (bump if k == 1 else 0)},,,7,"
+        for k in range(1, 6)
+        for month in (1, 2)
+        for day in range(1, 29)
+    ]
+
+
+@pytest.fixture
+def big_objects(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Objects above 1 KB are copied to local disk, files above 2 KB are streamed in 1 KB
+    chunks (a by-year file is a few hundred MB); the copies go to the folder returned."""
+    from wxhub.ingestion import main as ingestion_main  # noqa: PLC0415
+    from wxhub.ingestion import spool  # noqa: PLC0415
+
+    monkeypatch.setattr(ingestion_main, "MAX_FILE_BYTES", 2048)
+    monkeypatch.setattr(ingestion_main, "CHUNK_BYTES", 1024)
+    monkeypatch.setattr(spool, "COPY_OVER_BYTES", 1024)
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_a_big_object_is_downloaded_once_per_run_however_often_it_is_read(
+    engine: Engine, bucket: Bucket, big_objects: Path, tmp_path: Path
+) -> None:
+    """A reload with a few changed values reads the file three times (hash, digests, the
+    changed stations): from the local copy, so one GetObject, and the same tables as the
+    same files loaded from a local folder."""
+    bucket.put("2014.csv", by_year_lines())
+    assert run(engine, f"s3://{BUCKET}/2014.csv") == EXIT_OK
+    assert bucket.gets() == 1  # hashed, then loaded: both from the copy
+    bucket.put("2014.csv", by_year_lines(bump=1))
+    with fresh_like(engine) as local:
+        for bump in (0, 1):
+            folder = tmp_path / f"local{bump}"
+            folder.mkdir()
+            (folder / "2014.csv").write_text("\n".join(by_year_lines(bump)) + "\n")
+            assert run(local, str(folder / "2014.csv")) == EXIT_OK
+        expected = observations(local)
+
+    assert run(engine, f"s3://{BUCKET}/2014.csv") == EXIT_OK
+
+    assert bucket.gets() == 2
+    assert (last_run(engine)["records_updated"], last_run(engine)["records_unchanged"]) == (56, 0)
+    assert observations(engine) == expected
+    assert list(big_objects.iterdir()) == []  # no copy left behind
+
+
+def test_a_copy_that_cannot_be_written_fails_its_file_alone_saying_where(
+    engine: Engine,
+    bucket: Bucket,
+    big_objects: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from wxhub.ingestion import spool  # noqa: PLC0415
+
+    bucket.put("2014.csv", by_year_lines())
+    bucket.put(f"{STATION}.txt", LINES)  # small: read directly, never copied
+
+    def full_disk(folder: Path, name: str) -> tuple[Any, Path]:
+        # /dev/full: every write fails with ENOSPC, from the kernel.
+        return open("/dev/full", "wb", buffering=0), folder / name
+
+    monkeypatch.setattr(spool.Spool, "_new_file", staticmethod(full_disk))
+
+    assert run(engine, f"s3://{BUCKET}/") == EXIT_FAILED
+
+    summary = last_run(engine)
+    assert (summary["files_loaded"], summary["files_failed"]) == (1, 1)
+    (failure,) = [
+        r
+        for r in caplog.records
+        if getattr(r, "event", None) == "file" and getattr(r, "status", None) == "failed"
+    ]
+    assert failure.source == f"s3://{BUCKET}/2014.csv"
+    assert failure.error.startswith("cannot read: cannot copy it to local disk")
+    assert "No space left on device" in failure.error
+    assert "TMPDIR" in failure.error
+    assert [p.name for p in big_objects.iterdir()] == []

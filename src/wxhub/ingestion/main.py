@@ -58,6 +58,7 @@ from wxhub.ingestion.loader import LoadCounts, Loader, loader_class, make_loader
 from wxhub.ingestion.rows import ParsedFile, PayloadFormat, Reject
 from wxhub.ingestion.selection import StationFilter
 from wxhub.ingestion.sources import MAX_FILE_BYTES, SourceFile, read_up_to, stem_of
+from wxhub.ingestion.spool import Spool
 from wxhub.observability import progress
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class _Plan:
     selection: StationFilter | None
     payload_format: PayloadFormat
     pool: ProcessPoolExecutor | None
+    spool: Spool = field(default_factory=Spool)
 
 
 @dataclass
@@ -172,10 +174,16 @@ def ingest(
     try:
         with progress(len(sources), "Ingesting") as advance:
             for item in _prepared(sources, known, plan):
-                _ingest_one(session, item, known, plan, run_id=run_id, stats=stats, retry_s=retry_s)
+                try:
+                    _ingest_one(
+                        session, item, known, plan, run_id=run_id, stats=stats, retry_s=retry_s
+                    )
+                finally:
+                    plan.spool.release(item.source)
                 advance(1)
     finally:
         session.close()
+        plan.spool.close()
     return stats
 
 
@@ -587,7 +595,7 @@ def _prepared(sources: Sequence[SourceFile], known: _Known, plan: _Plan) -> Iter
     window: deque[_Item] = deque()
     in_flight = IN_FLIGHT_FILES if plan.pool is not None else 1
     for source in sources:
-        item = _read(_new_item(source, plan.selection), known, plan.fmt)
+        item = _read(_new_item(source, plan.selection), known, plan)
         if item.data is not None:
             raw, item.data = item.data, None
             item.size_bytes = len(raw)
@@ -630,13 +638,15 @@ def _bytes(window: deque[_Item]) -> int:
     return sum(item.size_bytes for item in window if item.future is not None)
 
 
-def _read(item: _Item, known: _Known, forced: Format | None) -> _Item:
-    source = item.source
+def _read(item: _Item, known: _Known, plan: _Plan) -> _Item:
     listed_sha = known.object_content(item)
     if listed_sha is not None:
         item.sha256, item.skipped, item.unread = listed_sha, True, True
         return item
     try:
+        if plan.spool.wants(item.source):
+            item.source = plan.spool.copy(item.source)  # a big object: downloaded once
+        source = item.source
         stream = source.open()
         try:
             head = read_up_to(stream, MAX_FILE_BYTES + 1)
@@ -646,7 +656,7 @@ def _read(item: _Item, known: _Known, forced: Format | None) -> _Item:
     except OSError as exc:
         item.error = f"cannot read: {exc.strerror or exc}"
         return item
-    item.fmt = forced or sniff(head[:SNIFF_BYTES], source.name)
+    item.fmt = plan.fmt or sniff(head[:SNIFF_BYTES], source.name)
     if len(head) > MAX_FILE_BYTES:
         if item.fmt not in CHUNKED:
             stream.close()

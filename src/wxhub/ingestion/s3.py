@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
@@ -39,6 +39,8 @@ LIST_PAGE_SIZE = 1000
 # Public buckets wxhub is pointed at, and their regions: asked of the right region directly.
 PUBLIC_BUCKET_REGIONS = {"noaa-ghcn-pds": "us-east-1"}
 ANONYMOUS_SETTING = "WXHUB_S3_ANONYMOUS"
+# A local copy is written in pieces of this size.
+COPY_PIECE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -62,16 +64,28 @@ class S3Object:
     def open(self) -> BinaryIO:
         """The decompressed content as a stream; OSError with the reason when it cannot be
         read, at the request or at any read."""
+        body = self._body()
+        if self.key.endswith(".gz"):
+            return cast(BinaryIO, GzipReader(cast(BinaryIO, body)))
+        return cast(BinaryIO, body)
+
+    def stored_pieces(self) -> Iterator[bytes]:
+        """The object's bytes as stored (compressed if it is), a piece at a time, for a
+        local copy (``spool.py``); OSError as for :meth:`open`."""
+        with self._body() as body:
+            while piece := body.read(COPY_PIECE_BYTES):
+                yield piece
+
+    def _body(self) -> _Body:
+        """The listed version's body: ``IfMatch`` its ETag, so another version uploaded
+        since the listing fails the read instead of mixing versions."""
         try:
             response = self.client.get_object(
                 Bucket=self.bucket, Key=self.key, IfMatch=f'"{self.version.etag}"'
             )
         except Exception as exc:
             raise OSError(_read_failure(exc)) from None
-        body = _Body(response["Body"])
-        if self.key.endswith(".gz"):
-            return cast(BinaryIO, GzipReader(cast(BinaryIO, body)))
-        return cast(BinaryIO, body)
+        return _Body(response["Body"])
 
     def read_bytes(self) -> bytes:
         """The decompressed content; OSError with the reason when it cannot be read."""

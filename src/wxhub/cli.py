@@ -62,8 +62,9 @@ workers_option = click.option(
     "--workers",
     type=click.IntRange(min=0),
     default=None,
-    help="Parser processes beside the loader (default: WXHUB_PARSE_WORKERS, else 1 on a "
-    "multi-core machine for 8 files or more or any by-year or big file; 0 parses inline).",
+    help="Parser processes beside the loader (default: WXHUB_PARSE_WORKERS, else on a "
+    "multi-core machine 1 for 8 files or more or any by-year or big file, 2 when most are "
+    "GHCN CSV station files; 0 parses inline).",
 )
 
 

@@ -20,6 +20,7 @@ from wxhub.ingestion import workers
 from wxhub.ingestion.sources import LocalFile, ObjectVersion, resolve_sources
 from wxhub.ingestion.workers import (
     MIN_FILES_FOR_WORKERS,
+    PARSE_BOUND_WORKERS,
     PARSE_HEAVY_BYTES,
     default_workers,
     is_parse_heavy,
@@ -66,12 +67,33 @@ def test_a_few_small_station_files_are_parsed_inline(cores: None, tmp_path: Path
     assert default_workers(files) == 0
 
 
+def wx_station_file(folder: Path, station: str) -> LocalFile:
+    path = folder / f"{station}.txt"
+    path.write_text("20140101\t10\t-10\t0\n")
+    return LocalFile(path, station)
+
+
 def test_many_station_files_get_a_worker(cores: None, tmp_path: Path):
-    files = [
-        small_station_file(tmp_path, f"USC000000{k:02d}") for k in range(MIN_FILES_FOR_WORKERS)
-    ]
+    files = [wx_station_file(tmp_path, f"USC000000{k:02d}") for k in range(MIN_FILES_FOR_WORKERS)]
 
     assert default_workers(files) == 1
+
+
+def test_many_ghcn_csv_station_files_get_two_workers_as_their_parsing_is_the_slow_part(
+    cores: None, tmp_path: Path
+):
+    count = MIN_FILES_FOR_WORKERS
+    ghcn = [small_station_file(tmp_path, f"USC000000{k:02d}") for k in range(count)]
+    wx = [wx_station_file(tmp_path, f"USW000000{k:02d}") for k in range(count)]
+
+    assert default_workers(ghcn) == PARSE_BOUND_WORKERS == 2
+    assert default_workers([*ghcn, *wx[:-1]]) == 2  # most of them
+    assert default_workers([*ghcn, *wx]) == 1  # half: the loader may be the slow part
+    listed = [
+        Listed(f"USC000000{k:02d}.csv.gz", f"USC000000{k:02d}", ObjectVersion("e", 100))
+        for k in range(count)
+    ]
+    assert default_workers(listed) == 2  # type: ignore[arg-type]  # by the listed names
 
 
 def test_a_big_station_file_alone_gets_a_worker_by_its_size_on_disk_or_listed(

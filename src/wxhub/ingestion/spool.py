@@ -18,9 +18,9 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol, cast, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
-from wxhub.ingestion.sources import GzipReader, ObjectVersion, SourceFile, read_whole
+from wxhub.ingestion.sources import LocalFile, ObjectVersion, SourceFile
 
 # Objects listed bigger than this (as stored) are copied: a by-station file is a few hundred
 # kilobytes, a by-year file of a recent year a few hundred megabytes.
@@ -59,14 +59,14 @@ class LocalCopy:
         return self.original.version
 
     def open(self) -> BinaryIO:
-        raw = self.path.open("rb")
-        if not self.original.name.endswith(".gz"):
-            return raw
-        return cast(BinaryIO, GzipReader(raw))
+        # The copy's name ends with the object's, so it reads as a local file of that name.
+        return self._local().open()
 
     def read_bytes(self) -> bytes:
-        with self.open() as stream:
-            return read_whole(stream)
+        return self._local().read_bytes()
+
+    def _local(self) -> LocalFile:
+        return LocalFile(self.path, self.original.station_id)
 
 
 class Spool:

@@ -520,3 +520,35 @@ def test_a_copy_that_cannot_be_written_fails_its_file_alone_saying_where(
     assert "No space left on device" in failure.error
     assert "TMPDIR" in failure.error
     assert [p.name for p in big_objects.iterdir()] == []
+
+
+def test_a_download_cut_short_fails_its_file_rather_than_load_part_of_it(
+    engine: Engine,
+    bucket: Bucket,
+    big_objects: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bucket.put("2014.csv", by_year_lines())
+    real_pieces = s3.S3Object.stored_pieces
+
+    def cut_short(self: s3.S3Object) -> Iterator[bytes]:
+        whole = b"".join(real_pieces(self))
+        yield whole[: len(whole) - len(whole) // 3]  # the connection ended early, no error
+
+    monkeypatch.setattr(s3.S3Object, "stored_pieces", cut_short)
+
+    assert run(engine, f"s3://{BUCKET}/2014.csv") == EXIT_FAILED
+
+    assert last_run(engine)["files_loaded"] == 0
+    assert observations(engine) == []
+    (failure,) = [
+        r
+        for r in caplog.records
+        if getattr(r, "event", None) == "file" and getattr(r, "status", None) == "failed"
+    ]
+    size = len(("\n".join(by_year_lines()) + "\n").encode())
+    assert failure.error == (
+        f"cannot read: the download ended after {size - size // 3} of its {size} bytes"
+    )
+    assert list(big_objects.iterdir()) == []

@@ -94,8 +94,12 @@ class Spool:
         target, path = self._new_file(Path(self._folder.name), source.name)
         try:
             with target:
-                for piece in source.stored_pieces():
-                    _write(target, piece, path)
+                copied = sum(_write(target, piece, path) for piece in source.stored_pieces())
+            listed = source.version.size_bytes if source.version is not None else copied
+            if copied != listed:
+                # A body cut short must not pass for the object: it would be hashed and
+                # loaded as if whole.
+                raise OSError(f"the download ended after {copied} of its {listed} bytes")
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -119,11 +123,16 @@ class Spool:
             self._folder = None
 
 
-def _write(target: BinaryIO, piece: bytes, path: Path) -> None:
+def _write(target: BinaryIO, piece: bytes, path: Path) -> int:
+    """Write all of ``piece`` (an unbuffered write may take only part: a disk filling up
+    takes what fits, then refuses the rest); its length."""
+    rest = memoryview(piece)
     try:
-        target.write(piece)
+        while rest:
+            rest = rest[target.write(rest) :]
     except OSError as exc:
         raise OSError(
             f"cannot copy it to local disk at {path.parent} ({exc.strerror or exc}); "
             "set TMPDIR to a folder with room for it"
         ) from None
+    return len(piece)

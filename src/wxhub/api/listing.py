@@ -64,13 +64,13 @@ class Listing:
         paging: PageRequest,
         *,
         total: int,
-        first_key_of_page: Callable[[int], Key | None],
+        first_key_of_page: Callable[[int], Key | None] | None = None,
         rows_from: Callable[[int, int], Sequence[Sequence[Any]]] | None = None,
     ) -> Response:
         """The page asked for, as JSON with pagination links.
 
-        ``rows_from(offset, limit)``, when given, reads the rows of a page jump in one
-        statement, where ``first_key_of_page`` and a seek from that key take two."""
+        A page jump (``page=N``) needs one of: ``first_key_of_page(offset)``, then a seek
+        from that key; or ``rows_from(offset, limit)``, the rows in one statement."""
         size = paging.page_size
         if paging.cursor is not None:
             cursor = decode_cursor(paging.cursor, filters, self.key_types)
@@ -80,15 +80,19 @@ class Listing:
             has_prev = page > 1
         else:
             page = paging.page
-            if page > 1 and rows_from is not None:
+            if page == 1:
+                rows, more = self._page(seek, None, forward=True, size=size, inclusive=True)
+            elif rows_from is not None:
                 rows = rows_from((page - 1) * size, size + 1)
                 rows, more = rows[:size], len(rows) > size
-            else:
-                start = None if page == 1 else first_key_of_page((page - 1) * size)
-                if page > 1 and start is None:
+            elif first_key_of_page is not None:
+                start = first_key_of_page((page - 1) * size)
+                if start is None:
                     rows, more = [], False  # beyond the end
                 else:
                     rows, more = self._page(seek, start, forward=True, size=size, inclusive=True)
+            else:
+                raise TypeError(f"{self.path}: a page jump needs first_key_of_page or rows_from")
             has_next, has_prev = more, page > 1
 
         def url(target: Cursor | None, page_number: int | None = None) -> str:

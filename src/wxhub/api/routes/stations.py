@@ -234,19 +234,8 @@ def _unfiltered(conn: Connection, query: StationsQuery, paging: PageRequest) -> 
         params = {"anchor": anchors[index], "within": within, "limit": limit}
         return run(conn, _STATEMENTS.get(conn, "page from anchor", build), params)
 
-    def first_key(offset: int) -> tuple[str] | None:
-        rows = rows_from(offset, 1)
-        return (rows[0][0],) if rows else None
-
     total = _TOTALS.get((), count)
-    return LISTING.respond(
-        seek,
-        query.filters(),
-        paging,
-        total=total,
-        first_key_of_page=first_key,
-        rows_from=rows_from,
-    )
+    return LISTING.respond(seek, query.filters(), paging, total=total, rows_from=rows_from)
 
 
 def _unfiltered_base() -> Select[Any]:
